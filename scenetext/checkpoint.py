@@ -1,0 +1,48 @@
+"""Model files: one format for training checkpoints and shipped weights.
+
+A file holds {"kind", "config", "state_dict", "meta"} and, for training checkpoints, the
+optimiser/scheduler/RNG state under "train". Shipped weights store the state dict in fp16;
+loading always gives fp32 tensors. Writes are atomic (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+
+def save(path: str | Path, obj: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load(path: str | Path, kind: str | None = None) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model file not found")
+    obj = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(obj, dict) or "state_dict" not in obj:
+        raise ValueError(f"{path}: not a scenetext model file")
+    if kind is not None and obj.get("kind") != kind:
+        raise ValueError(f"{path}: holds a {obj.get('kind')!r} model, expected {kind!r}")
+    obj["state_dict"] = {k: v.float() if v.is_floating_point() else v for k, v in obj["state_dict"].items()}
+    return obj
+
+
+def export_weights(checkpoint: str | Path, out: str | Path, half: bool = True) -> Path:
+    """Strip training state from a checkpoint and store its weights in fp16."""
+    ck = load(checkpoint)
+    sd = {k: v.half() if (half and v.is_floating_point()) else v for k, v in ck["state_dict"].items()}
+    save(out, {"kind": ck["kind"], "config": ck["config"], "state_dict": sd, "meta": ck.get("meta", {})})
+    return Path(out)

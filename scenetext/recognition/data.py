@@ -1,0 +1,151 @@
+"""Training data for the recogniser: synthetic words on the fly mixed with real crop folders.
+
+Every sample is a pure function of (seed, index), so runs are reproducible, DataLoader workers
+need no coordination, and resuming at step s continues with exactly the samples of step s.
+Bad samples (unreadable images, characters outside the charset, labels too long for the crop)
+come back as a reason string instead of a sample; the collate function counts and drops them.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..data.render_text import degrade, homography
+from .charset import Charset
+from .preprocess import min_frames, pad_batch, prepare_crop
+
+MAX_TRAIN_WIDTH = 512
+
+
+def sample_rng(seed: int, index: int, stream: int = 0) -> random.Random:
+    return random.Random((seed * 1_000_003 + index) * 7 + stream)
+
+
+def split_holdout(samples, fraction: float):
+    """Deterministic train/held-out split by a hash of each image path (stable across runs)."""
+    train, held = [], []
+    for s in samples:
+        h = zlib.crc32(str(Path(s.image).name).encode() + str(Path(s.image).parent.parent.name).encode())
+        (held if (h % 10_000) < fraction * 10_000 else train).append(s)
+    return train, held
+
+
+def augment_real(rng: random.Random, img: np.ndarray) -> np.ndarray:
+    """Mild geometry, crop jitter and photometric noise for real crops."""
+    h, w = img.shape[:2]
+    if rng.random() < 0.5:
+        H = homography(rng, w, h, rot=3.0, shear=0.15, persp=0.05)
+        T = np.array([[1, 0, w / 2], [0, 1, h / 2], [0, 0, 1]])
+        img = cv2.warpPerspective(img, T @ H, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    if rng.random() < 0.5:  # crop jitter: up to 6 % off or added on each side
+        pads = [int(rng.uniform(-0.06, 0.08) * s) for s in (h, h, w, w)]
+        t, b, l, r = pads
+        img = cv2.copyMakeBorder(img, max(t, 0), max(b, 0), max(l, 0), max(r, 0), cv2.BORDER_REPLICATE)
+        hh, ww = img.shape[:2]
+        img = img[max(-t, 0) : hh - max(-b, 0), max(-l, 0) : ww - max(-r, 0)]
+    if rng.random() < 0.2:
+        img = 255 - img
+    return degrade(rng, img, strength=0.6)
+
+
+class WordSampleSource:
+    """Produces (prepared crop, label ids) for a global sample index."""
+
+    def __init__(self, charset: Charset, real_samples=(), real_ratio: float = 0.5, seed: int = 0,
+                 renderer_factory=None, augment: bool = True):
+        self.charset = charset
+        self.real = list(real_samples)
+        self.real_ratio = real_ratio if self.real else 0.0
+        self.seed = seed
+        self.augment = augment
+        self._renderer_factory = renderer_factory
+        self._renderer = None
+
+    @property
+    def renderer(self):
+        if self._renderer is None:  # built lazily, once per worker process
+            if self._renderer_factory is None:
+                from ..data.render_words import WordRenderer
+
+                self._renderer = WordRenderer()
+            else:
+                self._renderer = self._renderer_factory()
+        return self._renderer
+
+    def raw(self, index: int):
+        """(RGB image, text, is_real) or (None, reason, is_real)."""
+        rng = sample_rng(self.seed, index)
+        if rng.random() < self.real_ratio:
+            s = self.real[rng.randrange(len(self.real))]
+            bgr = cv2.imread(str(s.image), cv2.IMREAD_COLOR)
+            if bgr is None:
+                return None, "unreadable image", True
+            img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            if self.augment:
+                img = augment_real(rng, img)
+            return img, s.text, True
+        img, text = self.renderer.render(rng)
+        return img, text, False
+
+    def __call__(self, index: int):
+        img, text, _ = self.raw(index)
+        if img is None:
+            return text
+        if not text or not self.charset.covers(text):
+            return "characters outside the charset" if text else "empty label"
+        arr = prepare_crop(img, max_width=MAX_TRAIN_WIDTH)
+        ids = self.charset.encode(text)
+        if arr.shape[1] // 4 < min_frames(ids):
+            return "label too long for the crop"
+        return arr, ids
+
+
+class WordDataset:
+    """Map-style torch dataset over global indices of a WordSampleSource."""
+
+    def __init__(self, source: WordSampleSource):
+        self.source = source
+
+    def __len__(self):
+        return 2**62
+
+    def __getitem__(self, index: int):
+        try:
+            return self.source(index)
+        except Exception as e:  # a broken font or file must not stop training
+            return f"error: {type(e).__name__}"
+
+
+class StepSampler:
+    """Indices start*batch ... end*batch in order, so resuming at a step replays nothing."""
+
+    def __init__(self, start_step: int, end_step: int, batch_size: int):
+        self.start, self.end, self.bs = start_step, end_step, batch_size
+
+    def __iter__(self):
+        return iter(range(self.start * self.bs, self.end * self.bs))
+
+    def __len__(self):
+        return (self.end - self.start) * self.bs
+
+
+def collate(items):
+    """Drop bad samples (counting reasons), pad the rest into a batch."""
+    good = [it for it in items if not isinstance(it, str)]
+    skipped: dict[str, int] = {}
+    for it in items:
+        if isinstance(it, str):
+            skipped[it] = skipped.get(it, 0) + 1
+    if not good:
+        return None, skipped
+    import torch
+
+    x, widths = pad_batch([g[0] for g in good])
+    targets = torch.tensor([i for g in good for i in g[1]], dtype=torch.long)
+    target_lengths = torch.tensor([len(g[1]) for g in good], dtype=torch.long)
+    return (x, widths, targets, target_lengths), skipped

@@ -1,0 +1,127 @@
+"""CRNN: convolutional features -> two BiLSTM layers -> per-frame class scores, trained with CTC.
+
+The conv stack takes a crop of height 32 and any width W (a multiple of 4) to W/4 frames.
+Batches are right-padded; the true widths are passed in, every conv block's output is masked
+beyond the valid width and the LSTMs run on packed sequences, so a crop gives the same result
+alone or in a padded batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from .charset import DEFAULT_CHARS, Charset
+
+# Conv stack per variant: (out_channels, pool) per block; pool is None, (2, 2) or (2, 1).
+# The "small" variant's first conv has stride 2 instead of a pool after it: on a CPU the
+# full-resolution layers cost the most for the least work.
+VARIANTS = {
+    "small": dict(stem_stride=2, blocks=[(32, None), (64, (2, 2)), (128, None), (128, (2, 1)), (192, None),
+                                         (192, (2, 1))], last=256, hidden=128),
+    # The paper's channel widths (64-128-256-256-512-512-512, 256 hidden): for GPUs.
+    "large": dict(stem_stride=1, blocks=[(64, (2, 2)), (128, (2, 2)), (256, None), (256, (2, 1)), (512, None),
+                                         (512, (2, 1))], last=512, hidden=256),
+}
+
+
+@dataclass
+class CRNNConfig:
+    variant: str = "small"
+    chars: str = DEFAULT_CHARS
+    height: int = 32
+    in_channels: int = 1  # gray input, as in the paper
+
+    @property
+    def charset(self) -> Charset:
+        return Charset(self.chars)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CRNNConfig":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+class ConvBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, kernel=3, padding=1, stride=1):
+        super().__init__()
+        self.stride = stride
+        self.conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        return self.act(self.bn(self.conv(x)))
+
+
+class CRNN(nn.Module):
+    def __init__(self, config: CRNNConfig | None = None):
+        super().__init__()
+        self.config = config = config or CRNNConfig()
+        if config.height != 32:
+            raise ValueError("CRNN expects crops of height 32")
+        spec = VARIANTS[config.variant]
+        blocks, pools = [], []
+        cin = config.in_channels
+        for i, (cout, pool) in enumerate(spec["blocks"]):
+            blocks.append(ConvBlock(cin, cout, stride=spec["stem_stride"] if i == 0 else 1))
+            pools.append(pool)
+            cin = cout
+        self.blocks = nn.ModuleList(blocks)
+        self.pools = pools
+        # Height 2 -> 1 with a (2, 1) valid conv; width is unchanged.
+        self.last = ConvBlock(cin, spec["last"], kernel=(2, 1), padding=0)
+        hidden = spec["hidden"]
+        self.rnn1 = nn.LSTM(spec["last"], hidden, bidirectional=True)
+        self.proj1 = nn.Linear(2 * hidden, hidden)
+        self.rnn2 = nn.LSTM(hidden, hidden, bidirectional=True)
+        self.fc = nn.Linear(2 * hidden, config.charset.num_classes)
+
+    @staticmethod
+    def _mask(x: torch.Tensor, widths: torch.Tensor | None) -> torch.Tensor:
+        if widths is None:
+            return x
+        cols = torch.arange(x.shape[-1], device=x.device)
+        return x * (cols[None, :] < widths[:, None]).to(x.dtype)[:, None, None, :]
+
+    def frames(self, widths: torch.Tensor) -> torch.Tensor:
+        """Number of output frames for input widths (pixels)."""
+        return torch.div(widths, 4, rounding_mode="floor").clamp(min=1)
+
+    def forward(self, x: torch.Tensor, widths: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, C, 32, W) in [-1, 1]; widths: (B,) valid widths. Returns log-probs (T, B, classes)."""
+        w = widths
+        for block, pool in zip(self.blocks, self.pools):
+            x = block(x)
+            if w is not None and block.stride == 2:
+                w = torch.div(w, 2, rounding_mode="floor")
+            x = self._mask(x, w)
+            if pool is not None:
+                x = nn.functional.max_pool2d(x, pool, pool)
+                if w is not None and pool[1] == 2:
+                    w = torch.div(w, 2, rounding_mode="floor")
+        x = self._mask(self.last(x), w)  # (B, C, 1, T)
+        seq = x.squeeze(2).permute(2, 0, 1)  # (T, B, C)
+        T, B = seq.shape[:2]
+        lengths = w if w is not None else torch.full((B,), T, dtype=torch.long)
+        lengths = lengths.clamp(1, T).cpu()
+        seq = self._rnn(self.rnn1, seq, lengths)
+        seq = self.proj1(seq)
+        seq = self._rnn(self.rnn2, seq, lengths)
+        return self.fc(seq).log_softmax(-1)
+
+    @staticmethod
+    def _rnn(rnn: nn.LSTM, seq: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if bool((lengths == seq.shape[0]).all()):
+            return rnn(seq)[0]
+        packed = nn.utils.rnn.pack_padded_sequence(seq, lengths, enforce_sorted=False)
+        out, _ = rnn(packed)
+        return nn.utils.rnn.pad_packed_sequence(out, total_length=seq.shape[0])[0]
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

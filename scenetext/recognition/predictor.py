@@ -1,0 +1,80 @@
+"""Recognizer: loads a CRNN model file and reads crops in width-sorted, padded batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import checkpoint
+from .decode import Decoded, Lexicon, beam_decode, greedy_decode, lexicon_decode
+from .model import CRNN, CRNNConfig
+from .preprocess import pad_batch, prepare_crop
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "crnn.pt"
+
+
+def fold_batchnorm(model: CRNN) -> CRNN:
+    """Fold each eval-mode BatchNorm into its conv (same results, fewer passes over memory)."""
+    for block in list(model.blocks) + [model.last]:
+        conv, bn = block.conv, block.bn
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        fused = torch.nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                                bias=True)
+        fused.weight.data = conv.weight.data * scale[:, None, None, None]
+        fused.bias.data = bn.bias.data - bn.running_mean * scale
+        block.conv, block.bn = fused, torch.nn.Identity()
+    return model
+
+
+class Recognizer:
+    def __init__(self, model: CRNN, batch_size: int = 64, max_width: int = 1024, decoder: str = "greedy",
+                 lexicon: Lexicon | None = None, name: str = "crnn"):
+        self.model = model.eval()
+        self.config: CRNNConfig = model.config
+        self.charset = self.config.charset
+        self.batch_size = batch_size
+        self.max_width = max_width
+        self.decoder = decoder
+        self.lexicon = lexicon
+        self.name = name
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **kwargs) -> "Recognizer":
+        path = Path(path) if path else DEFAULT_WEIGHTS
+        ck = checkpoint.load(path, kind="crnn")
+        model = CRNN(CRNNConfig.from_dict(ck["config"]))
+        model.load_state_dict(ck["state_dict"])
+        model.eval()
+        fold_batchnorm(model)
+        kwargs.setdefault("name", f"crnn-{model.config.variant}:{path.name}")
+        return cls(model, **kwargs)
+
+    @torch.inference_mode()
+    def log_probs(self, crops: list[np.ndarray]) -> list[np.ndarray]:
+        """Per-crop (T_i, classes) log-probabilities; crops are batched by width."""
+        prepared = [prepare_crop(c, max_width=self.max_width) for c in crops]
+        order = np.argsort([p.shape[1] for p in prepared], kind="stable")
+        out: list[np.ndarray | None] = [None] * len(crops)
+        for s in range(0, len(order), self.batch_size):
+            idx = order[s : s + self.batch_size]
+            x, widths = pad_batch([prepared[i] for i in idx])
+            lp = self.model(x, widths).numpy()
+            frames = self.model.frames(widths).tolist()
+            for j, i in enumerate(idx):
+                out[i] = lp[: frames[j], j]
+        return out  # type: ignore[return-value]
+
+    def decode(self, log_probs: np.ndarray) -> Decoded:
+        if self.lexicon is not None:
+            return lexicon_decode(log_probs, self.charset, self.lexicon)
+        if self.decoder == "beam":
+            return beam_decode(log_probs, self.charset)
+        return greedy_decode(log_probs, self.charset)
+
+    def recognize(self, crops: list[np.ndarray]) -> list[Decoded]:
+        """Read RGB (or gray) uint8 crops of any size; returns text, confidence, char positions."""
+        if not crops:
+            return []
+        return [self.decode(lp) for lp in self.log_probs(crops)]

@@ -1,0 +1,46 @@
+"""Crop -> model input: gray, height 32, aspect kept, width a multiple of 4; batching with padding."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+HEIGHT = 32
+MIN_WIDTH = 8
+
+
+def target_width(w: int, h: int, height: int = HEIGHT, max_width: int | None = None) -> int:
+    """Width after scaling to `height` with the aspect kept, rounded to a multiple of 4."""
+    tw = max(MIN_WIDTH, int(round(w * height / max(h, 1) / 4.0)) * 4)
+    if max_width is not None:
+        tw = min(tw, max(MIN_WIDTH, max_width // 4 * 4))
+    return tw
+
+
+def prepare_crop(img: np.ndarray, height: int = HEIGHT, max_width: int | None = None) -> np.ndarray:
+    """RGB/gray uint8 crop -> float32 (height, W) in [-1, 1]."""
+    if img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.shape[2] == 3 else img[..., 0]
+    h, w = img.shape[:2]
+    tw = target_width(w, h, height, max_width)
+    interp = cv2.INTER_AREA if h > height else cv2.INTER_LINEAR
+    out = cv2.resize(img, (tw, height), interpolation=interp)
+    return out.astype(np.float32) / 127.5 - 1.0
+
+
+def pad_batch(arrays: list[np.ndarray]):
+    """Right-pad (H, W_i) arrays to a (B, 1, H, W_max) tensor; returns (tensor, widths tensor)."""
+    import torch
+
+    h = arrays[0].shape[0]
+    wmax = max(a.shape[1] for a in arrays)
+    batch = np.zeros((len(arrays), 1, h, wmax), np.float32)
+    for i, a in enumerate(arrays):
+        batch[i, 0, :, : a.shape[1]] = a
+    widths = torch.tensor([a.shape[1] for a in arrays], dtype=torch.long)
+    return torch.from_numpy(batch), widths
+
+
+def min_frames(label_ids: list[int]) -> int:
+    """CTC needs a frame per label plus one blank between repeated labels."""
+    return len(label_ids) + sum(1 for a, b in zip(label_ids, label_ids[1:]) if a == b)

@@ -1,0 +1,216 @@
+"""Training loop for the CRNN recogniser (`scenetext train rec`).
+
+Synthetic words rendered on the fly are mixed with real crop folders; each sample is a function
+of (seed, index), so a run resumed from a checkpoint continues exactly. Checkpoints are written
+every few minutes, at the end and on Ctrl-C/SIGTERM; validation runs periodically on a held-out
+slice of the real training crops and on any folders given, printed and appended to a JSONL log.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import checkpoint
+from ..data.formats import read_rec_set
+from .charset import Charset
+from .data import StepSampler, WordDataset, WordSampleSource, collate, split_holdout
+from .evaluate import evaluate_crops, evaluate_folder
+from .model import CRNN, CRNNConfig, count_parameters
+from .predictor import Recognizer
+
+
+@dataclass
+class RecTrainConfig:
+    out: str = "runs/rec"
+    steps: int = 100_000
+    batch_size: int = 64
+    lr: float = 1e-3
+    warmup: int = 500
+    weight_decay: float = 1e-4
+    real: list[str] = field(default_factory=list)
+    real_ratio: float = 0.4
+    holdout: float = 0.05
+    val: list[str] = field(default_factory=list)
+    val_every: int = 1000
+    val_limit: int | None = None
+    seed: int = 0
+    workers: int = 1
+    threads: int = 2
+    checkpoint_minutes: float = 5.0
+    variant: str = "small"
+    charset_file: str | None = None
+    resume: bool = True
+    init: str | None = None  # start from these weights (fine-tuning) instead of from scratch
+
+
+def lr_at(step: int, cfg: RecTrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+class _Stop:
+    """Turns SIGINT/SIGTERM into a flag so the loop can checkpoint and exit cleanly."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _print(msg: str, log=None):
+    print(msg, flush=True)
+
+
+def validate(model: CRNN, sets: dict[str, tuple]) -> dict[str, dict]:
+    model.eval()
+    rec = Recognizer(model, batch_size=128)
+    results = {}
+    for name, (images, texts) in sets.items():
+        results[name] = evaluate_crops(rec, images, texts, name=name).to_dict()
+    model.train()
+    return results
+
+
+def _load_val_sets(cfg: RecTrainConfig, holdout_samples) -> dict[str, tuple]:
+    import cv2
+
+    sets = {}
+    if holdout_samples:
+        imgs = [cv2.cvtColor(cv2.imread(str(s.image)), cv2.COLOR_BGR2RGB) for s in holdout_samples]
+        sets["holdout"] = (imgs, [s.text for s in holdout_samples])
+    for folder in cfg.val:
+        from .evaluate import load_crops
+
+        images, texts, _ = load_crops(folder, cfg.val_limit)
+        sets[Path(folder).name] = (images, texts)
+    return sets
+
+
+def train(cfg: RecTrainConfig) -> Path:
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(cfg.threads)
+    last_path, best_path, log_path = out / "last.pt", out / "best.pt", out / "log.jsonl"
+
+    state = None
+    if cfg.resume and last_path.is_file():
+        state = checkpoint.load(last_path, kind="crnn")
+        model_cfg = CRNNConfig.from_dict(state["config"])
+        _print(f"resuming from {last_path} at step {state['train']['step']}")
+    else:
+        chars = Charset.from_file(cfg.charset_file).chars if cfg.charset_file else CRNNConfig().chars
+        model_cfg = CRNNConfig(variant=cfg.variant, chars=chars)
+    torch.manual_seed(cfg.seed)
+    model = CRNN(model_cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, best, skipped_total = 0, -1.0, {}
+    if state is not None:
+        model.load_state_dict(state["state_dict"])
+        opt.load_state_dict(state["train"]["optimizer"])
+        step, best = state["train"]["step"], state["train"].get("best", -1.0)
+        skipped_total = state["train"].get("skipped", {})
+        torch.set_rng_state(state["train"]["torch_rng"])
+    elif cfg.init:
+        init = checkpoint.load(cfg.init, kind="crnn")
+        model.load_state_dict(init["state_dict"])
+        _print(f"initialised from {cfg.init}")
+    model.train()
+    _print(f"CRNN-{model_cfg.variant}: {count_parameters(model):,} parameters, {len(model_cfg.chars)} characters")
+
+    real = [s for folder in cfg.real for s in read_rec_set(folder)]
+    real_train, holdout = split_holdout(real, cfg.holdout)
+    _print(f"real crops: {len(real_train)} for training, {len(holdout)} held out; real ratio {cfg.real_ratio}")
+    val_sets = _load_val_sets(cfg, holdout)
+
+    source = WordSampleSource(model_cfg.charset, real_train, cfg.real_ratio, cfg.seed)
+    loader = torch.utils.data.DataLoader(
+        WordDataset(source), batch_size=cfg.batch_size, sampler=StepSampler(step, cfg.steps, cfg.batch_size),
+        num_workers=cfg.workers, collate_fn=collate, persistent_workers=False, prefetch_factor=4 if cfg.workers else None,
+    )
+
+    def save_checkpoint(path: Path, meta: dict | None = None):
+        checkpoint.save(path, {
+            "kind": "crnn", "config": model_cfg.to_dict(), "state_dict": model.state_dict(),
+            "meta": {"step": step, "train_config": asdict(cfg), **(meta or {})},
+            "train": {"step": step, "optimizer": opt.state_dict(), "best": best, "skipped": skipped_total,
+                      "torch_rng": torch.get_rng_state()},
+        })
+
+    last_save = time.time()
+    t_window, n_window, loss_window = time.time(), 0, []
+    with _Stop() as stop, open(log_path, "a") as log:
+        for batch, skipped in loader:
+            for k, v in skipped.items():
+                skipped_total[k] = skipped_total.get(k, 0) + v
+            if batch is not None:
+                x, widths, targets, target_lengths = batch
+                for g in opt.param_groups:
+                    g["lr"] = lr_at(step, cfg)
+                log_probs = model(x, widths)
+                loss = F.ctc_loss(log_probs, targets, model.frames(widths), target_lengths, blank=0,
+                                  reduction="mean", zero_infinity=True)
+                if torch.isfinite(loss):
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                    opt.step()
+                    loss_window.append(float(loss.detach()))
+                else:
+                    skipped_total["non-finite loss"] = skipped_total.get("non-finite loss", 0) + 1
+                n_window += x.shape[0]
+            step += 1
+
+            if step % 100 == 0:
+                rate = n_window / (time.time() - t_window)
+                _print(f"step {step} loss {np.mean(loss_window):.3f} lr {lr_at(step, cfg):.2e} {rate:.0f} samples/s")
+                log.write(json.dumps({"step": step, "loss": float(np.mean(loss_window)), "lr": lr_at(step, cfg),
+                                      "samples_per_s": rate, "time": time.time()}) + "\n")
+                log.flush()
+                t_window, n_window, loss_window = time.time(), 0, []
+            if step % cfg.val_every == 0 or step == cfg.steps:
+                results = validate(model, val_sets)
+                _print_table(step, results)
+                log.write(json.dumps({"step": step, "val": results, "skipped": skipped_total, "time": time.time()}) + "\n")
+                log.flush()
+                if "holdout" in results and results["holdout"]["accuracy"] > best:
+                    best = results["holdout"]["accuracy"]
+                    save_checkpoint(best_path, {"holdout_accuracy": best})
+            if stop.requested or time.time() - last_save > cfg.checkpoint_minutes * 60 or step == cfg.steps:
+                save_checkpoint(last_path)
+                last_save = time.time()
+                if stop.requested:
+                    _print(f"stopped at step {step}; checkpoint {last_path}")
+                    break
+    if skipped_total:
+        _print("skipped samples: " + ", ".join(f"{k}: {v}" for k, v in sorted(skipped_total.items())))
+    return last_path
+
+
+def _print_table(step: int, results: dict[str, dict]):
+    _print(f"validation at step {step}")
+    _print(f"  {'set':<16}{'n':>6}{'acc':>8}{'acc(case)':>11}{'1-NED':>8}{'crops/s':>9}")
+    for name, r in results.items():
+        _print(f"  {name:<16}{r['n']:>6}{r['accuracy']:>8.4f}{r['accuracy_case_sensitive']:>11.4f}"
+               f"{r['one_minus_ned']:>8.4f}{r['crops_per_second']:>9.0f}")
