@@ -41,10 +41,9 @@ class BackgroundPool:
             return None
         return self._load(self.paths[rng.randrange(len(self.paths))])
 
-    def crop(self, rng: random.Random, w: int, h: int) -> np.ndarray:
+    def crop(self, rng: random.Random, w: int, h: int, photo_prob: float = 0.7) -> np.ndarray:
         """An RGB w x h background: a photo crop (resized so it covers), flat colour or gradient."""
-        r = rng.random()
-        photo = self.photo(rng) if r < 0.7 else None
+        photo = self.photo(rng) if rng.random() < photo_prob else None
         if photo is None:
             return flat_or_gradient(rng, w, h)
         ph, pw = photo.shape[:2]

@@ -36,8 +36,22 @@ def ink_box(mask: np.ndarray, thresh: float = 0.1) -> tuple[int, int, int, int] 
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
+def _word_ink_box(word: str, font, x: float, y: int, stroke: int = 0):
+    """Ink box (border included) of `word` drawn at (x, y) on the line canvas, found on a small
+    canvas of its own."""
+    bx0, by0, bx1, by1 = font.getbbox(word, stroke_width=stroke)
+    ix = int(np.floor(x))
+    m = _draw(word, font, (x - ix - bx0 + 1, -by0 + 1), (bx1 - bx0 + 3, by1 - by0 + 3), stroke)
+    box = ink_box(m)
+    if box is None:
+        return None
+    ox, oy = ix + bx0 - 1, y + by0 - 1
+    return box[0] + ox, box[1] + oy, box[2] + ox, box[3] + oy
+
+
 def draw_text(text: str, font, stroke: int = 0, pad: int | None = None, per_word: bool = False) -> TextLayer:
-    """Draw `text` on a transparent canvas. `per_word` also measures each space-separated word."""
+    """Draw `text` on a transparent canvas. `per_word` also measures each space-separated word
+    (its ink box, border included)."""
     x0, y0, x1, y1 = font.getbbox(text, stroke_width=stroke)
     if pad is None:
         pad = 2 + stroke + (y1 - y0) // 4
@@ -50,9 +64,7 @@ def draw_text(text: str, font, stroke: int = 0, pad: int | None = None, per_word
         start = 0
         for word in text.split(" "):
             if word:
-                dx = font.getlength(text[:start])
-                m = _draw(word, font, (origin[0] + dx, origin[1]), size)
-                box = ink_box(m)
+                box = _word_ink_box(word, font, origin[0] + font.getlength(text[:start]), origin[1], stroke)
                 if box is not None:
                     words.append(word)
                     boxes.append(box)
@@ -85,7 +97,8 @@ def blend(canvas: np.ndarray, alpha: np.ndarray, color) -> None:
 
 
 def compose_text(
-    rng: random.Random, canvas: np.ndarray, fill: np.ndarray, outline: np.ndarray | None, region=None
+    rng: random.Random, canvas: np.ndarray, fill: np.ndarray, outline: np.ndarray | None, region=None,
+    shadow_prob: float = 0.15,
 ) -> None:
     """Draw text alphas onto a float32 RGB canvas in place with contrasting colour, border, shadow.
 
@@ -95,7 +108,7 @@ def compose_text(
     x0, y0, x1, y1 = box
     bg_lum = luminance(canvas[y0:y1, x0:x1]) if x1 > x0 and y1 > y0 else 128.0
     color = contrasting_color(rng, bg_lum)
-    if rng.random() < 0.15:  # drop shadow
+    if rng.random() < shadow_prob:  # drop shadow
         h = max(1.0, (y1 - y0) / 12)
         dx, dy = rng.uniform(-h, h), rng.uniform(0.3 * h, 1.5 * h)
         shadow = cv2.warpAffine(fill, np.float32([[1, 0, dx], [0, 1, dy]]), fill.shape[::-1])
@@ -181,8 +194,10 @@ def degrade(rng: random.Random, img: np.ndarray, strength: float = 1.0) -> np.nd
         kernel = cv2.warpAffine(kernel, M, (k, k))
         out = cv2.filter2D(out, -1, kernel / max(kernel.sum(), 1e-6))
     if rng.random() < 0.3 * strength:
-        noise = np.random.default_rng(rng.getrandbits(32)).normal(0, rng.uniform(2, 12), out.shape)
-        out = np.clip(out.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+        noise = np.empty(out.shape, np.int16)
+        cv2.setRNGSeed(rng.getrandbits(31))
+        cv2.randn(noise, 0, rng.uniform(2, 12))
+        out = cv2.add(out, noise, dtype=cv2.CV_8U)
     if rng.random() < 0.4 * strength:
         ok, enc = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(15, 80)])
         if ok:

@@ -20,6 +20,7 @@ class WordStyle:
 
     font_size: tuple[int, int] = (22, 46)
     border_prob: float = 0.15
+    shadow_prob: float = 0.15
     rotation_deg: float = 4.0
     shear: float = 0.3
     perspective: float = 0.12
@@ -70,7 +71,7 @@ class WordRenderer:
         ch, cw = alphas[0].shape
 
         canvas = self.backgrounds.crop(rng, cw, ch).astype(np.float32)
-        compose_text(rng, canvas, alphas[0], alphas[1] if len(alphas) > 1 else None)
+        compose_text(rng, canvas, alphas[0], alphas[1] if len(alphas) > 1 else None, shadow_prob=st.shadow_prob)
         img = degrade(rng, np.clip(canvas, 0, 255).astype(np.uint8), st.degrade)
         out_w = max(1, round(cw * self.height / ch))
         img = cv2.resize(img, (out_w, self.height), interpolation=cv2.INTER_AREA if ch > self.height else cv2.INTER_LINEAR)

@@ -134,18 +134,44 @@ class StepSampler:
         return (self.end - self.start) * self.bs
 
 
-def collate(items):
-    """Drop bad samples (counting reasons), pad the rest into a batch."""
-    good = [it for it in items if not isinstance(it, str)]
-    skipped: dict[str, int] = {}
-    for it in items:
-        if isinstance(it, str):
-            skipped[it] = skipped.get(it, 0) + 1
+def worker_init(_worker_id: int) -> None:
+    """One thread per data worker: the model's threads get the cores. Workers ignore Ctrl-C and
+    SIGTERM: the main process catches them, writes a checkpoint and shuts the workers down."""
+    import signal
+
+    import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+class BucketCollate:
+    """Collate a group of `n_batches` batches: drop bad samples (counting reasons), sort the rest
+    by width and cut them into `n_batches` padded batches, so a batch holds crops of similar
+    width and little compute goes to padding."""
+
+    def __init__(self, n_batches: int = 1):
+        self.n_batches = n_batches
+
+    def __call__(self, items):
+        good = sorted((it for it in items if not isinstance(it, str)), key=lambda g: g[0].shape[1])
+        skipped: dict[str, int] = {}
+        for it in items:
+            if isinstance(it, str):
+                skipped[it] = skipped.get(it, 0) + 1
+        per = -(-len(items) // self.n_batches)
+        batches = [_pad(good[i : i + per]) for i in range(0, per * self.n_batches, per)]
+        return batches, skipped
+
+
+def _pad(good):
     if not good:
-        return None, skipped
+        return None
     import torch
 
     x, widths = pad_batch([g[0] for g in good])
     targets = torch.tensor([i for g in good for i in g[1]], dtype=torch.long)
     target_lengths = torch.tensor([len(g[1]) for g in good], dtype=torch.long)
-    return (x, widths, targets, target_lengths), skipped
+    return x, widths, targets, target_lengths

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from ..data.formats import read_rec_set
 from ..evaluation.text import RecognitionScore
@@ -28,12 +29,17 @@ class RecEvalResult:
 
 
 def load_crops(folder: str | Path, limit: int | None = None):
+    """Images, texts and names of a labelled crop folder. An unreadable crop stays in the set as
+    a blank image (so it counts as a misread) and is reported on stderr."""
+    import sys
+
     samples = read_rec_set(folder)[:limit]
     images, texts, names = [], [], []
     for s in samples:
         bgr = cv2.imread(str(s.image), cv2.IMREAD_COLOR)
         if bgr is None:
-            raise ValueError(f"{s.image}: unreadable image")
+            print(f"{s.image}: unreadable image, counted as a misread", file=sys.stderr)
+            bgr = np.zeros((32, 32, 3), np.uint8)
         images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
         texts.append(s.text)
         names.append(str(s.image))

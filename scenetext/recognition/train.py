@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from .. import checkpoint
 from ..data.formats import read_rec_set
 from .charset import Charset
-from .data import StepSampler, WordDataset, WordSampleSource, collate, split_holdout
+from .data import BucketCollate, StepSampler, WordDataset, WordSampleSource, split_holdout, worker_init
 from .evaluate import evaluate_crops, evaluate_folder
 from .model import CRNN, CRNNConfig, count_parameters
 from .predictor import Recognizer
@@ -46,9 +46,11 @@ class RecTrainConfig:
     workers: int = 1
     threads: int = 2
     checkpoint_minutes: float = 5.0
+    bucket: int = 4  # batches rendered together and cut by width
     variant: str = "small"
     charset_file: str | None = None
     resume: bool = True
+    stop_at: int | None = None  # checkpoint and stop at this step (the LR schedule still follows `steps`)
     init: str | None = None  # start from these weights (fine-tuning) instead of from scratch
 
 
@@ -144,10 +146,15 @@ def train(cfg: RecTrainConfig) -> Path:
     _print(f"real crops: {len(real_train)} for training, {len(holdout)} held out; real ratio {cfg.real_ratio}")
     val_sets = _load_val_sets(cfg, holdout)
 
+    if step % cfg.bucket:
+        raise ValueError(f"checkpoint step {step} is not a multiple of bucket={cfg.bucket}")
     source = WordSampleSource(model_cfg.charset, real_train, cfg.real_ratio, cfg.seed)
+    group = cfg.batch_size * cfg.bucket
     loader = torch.utils.data.DataLoader(
-        WordDataset(source), batch_size=cfg.batch_size, sampler=StepSampler(step, cfg.steps, cfg.batch_size),
-        num_workers=cfg.workers, collate_fn=collate, persistent_workers=False, prefetch_factor=4 if cfg.workers else None,
+        WordDataset(source), batch_size=group,
+        sampler=StepSampler(step // cfg.bucket, -(-cfg.steps // cfg.bucket), group),
+        num_workers=cfg.workers, collate_fn=BucketCollate(cfg.bucket), worker_init_fn=worker_init,
+        prefetch_factor=2 if cfg.workers else None,
     )
 
     def save_checkpoint(path: Path, meta: dict | None = None):
@@ -161,35 +168,20 @@ def train(cfg: RecTrainConfig) -> Path:
     last_save = time.time()
     t_window, n_window, loss_window = time.time(), 0, []
     with _Stop() as stop, open(log_path, "a") as log:
-        for batch, skipped in loader:
+        for batches, skipped in loader:
             for k, v in skipped.items():
                 skipped_total[k] = skipped_total.get(k, 0) + v
-            if batch is not None:
-                x, widths, targets, target_lengths = batch
-                for g in opt.param_groups:
-                    g["lr"] = lr_at(step, cfg)
-                log_probs = model(x, widths)
-                loss = F.ctc_loss(log_probs, targets, model.frames(widths), target_lengths, blank=0,
-                                  reduction="mean", zero_infinity=True)
-                if torch.isfinite(loss):
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-                    opt.step()
-                    loss_window.append(float(loss.detach()))
-                else:
-                    skipped_total["non-finite loss"] = skipped_total.get("non-finite loss", 0) + 1
-                n_window += x.shape[0]
-            step += 1
-
-            if step % 100 == 0:
+            for batch in batches:
+                step = _train_step(model, opt, batch, step, cfg, skipped_total, loss_window)
+                n_window += batch[0].shape[0] if batch is not None else 0
+            if step % 100 < cfg.bucket:
                 rate = n_window / (time.time() - t_window)
                 _print(f"step {step} loss {np.mean(loss_window):.3f} lr {lr_at(step, cfg):.2e} {rate:.0f} samples/s")
                 log.write(json.dumps({"step": step, "loss": float(np.mean(loss_window)), "lr": lr_at(step, cfg),
                                       "samples_per_s": rate, "time": time.time()}) + "\n")
                 log.flush()
                 t_window, n_window, loss_window = time.time(), 0, []
-            if step % cfg.val_every == 0 or step == cfg.steps:
+            if step % cfg.val_every < cfg.bucket or step >= cfg.steps:
                 results = validate(model, val_sets)
                 _print_table(step, results)
                 log.write(json.dumps({"step": step, "val": results, "skipped": skipped_total, "time": time.time()}) + "\n")
@@ -197,15 +189,37 @@ def train(cfg: RecTrainConfig) -> Path:
                 if "holdout" in results and results["holdout"]["accuracy"] > best:
                     best = results["holdout"]["accuracy"]
                     save_checkpoint(best_path, {"holdout_accuracy": best})
-            if stop.requested or time.time() - last_save > cfg.checkpoint_minutes * 60 or step == cfg.steps:
+            stopping = stop.requested or (cfg.stop_at is not None and step >= cfg.stop_at)
+            if stopping or time.time() - last_save > cfg.checkpoint_minutes * 60 or step >= cfg.steps:
                 save_checkpoint(last_path)
                 last_save = time.time()
-                if stop.requested:
+                if stopping:
                     _print(f"stopped at step {step}; checkpoint {last_path}")
                     break
     if skipped_total:
         _print("skipped samples: " + ", ".join(f"{k}: {v}" for k, v in sorted(skipped_total.items())))
     return last_path
+
+
+def _train_step(model, opt, batch, step, cfg, skipped_total, loss_window) -> int:
+    """One optimiser step on a batch (None when every sample was bad); returns the next step."""
+    if batch is None:
+        return step + 1
+    x, widths, targets, target_lengths = batch
+    for g in opt.param_groups:
+        g["lr"] = lr_at(step, cfg)
+    log_probs = model(x, widths)
+    loss = F.ctc_loss(log_probs, targets, model.frames(widths), target_lengths, blank=0,
+                      reduction="mean", zero_infinity=True)
+    if torch.isfinite(loss):
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        loss_window.append(float(loss.detach()))
+    else:
+        skipped_total["non-finite loss"] = skipped_total.get("non-finite loss", 0) + 1
+    return step + 1
 
 
 def _print_table(step: int, results: dict[str, dict]):

@@ -1,0 +1,160 @@
+"""CTPN: a stride-16 conv backbone, a 3x3 "window" conv, a BiLSTM along each feature row, a 1x1
+"FC" conv, and per position and anchor: text/non-text scores, vertical coordinates and a side
+offset.
+
+Input: ``(B, 3, H, W)`` RGB, normalised by :func:`normalize` (``(rgb / 255 - MEAN) / STD``, the
+ImageNet statistics), any ``H`` and ``W``: the model pads the bottom and right to a multiple of 16
+with zeros (the mean colour), so the feature map is ``ceil(H / 16) x ceil(W / 16)``.
+
+Variants: ``"small"`` is designed for a CPU and trained from scratch: plain 3x3 convs while the
+channel count is small, then depthwise-separable blocks at stride 16 whose dilations (2, 4) widen
+the receptive field to tall text cheaply. ``"vgg16"`` is the paper's VGG16 conv1..conv5_3 (no
+pool5) with its 512-wide head: a GPU model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .anchors import ANCHOR_HEIGHTS, STRIDE
+
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+# Backbone layers per variant: (kind, out_channels, stride, dilation); kind "conv" is a 3x3
+# conv + BN + ReLU, "dw" a depthwise 3x3 + BN + ReLU then a pointwise 1x1 + BN + ReLU, "pool" a
+# 2x2 max pool. The strides multiply to 16.
+VARIANTS = {
+    "small": dict(
+        layers=[("conv", 16, 2, 1), ("conv", 32, 2, 1), ("conv", 32, 1, 1), ("conv", 64, 2, 1),
+                ("dw", 64, 1, 1), ("dw", 128, 2, 1), ("dw", 128, 1, 1), ("dw", 128, 1, 2), ("dw", 128, 1, 4)],
+        window=128, hidden=96, fc=256,
+    ),
+    "vgg16": dict(
+        layers=[("conv", 64, 1, 1), ("conv", 64, 1, 1), ("pool", 64, 2, 1),
+                ("conv", 128, 1, 1), ("conv", 128, 1, 1), ("pool", 128, 2, 1),
+                ("conv", 256, 1, 1), ("conv", 256, 1, 1), ("conv", 256, 1, 1), ("pool", 256, 2, 1),
+                ("conv", 512, 1, 1), ("conv", 512, 1, 1), ("conv", 512, 1, 1), ("pool", 512, 2, 1),
+                ("conv", 512, 1, 1), ("conv", 512, 1, 1), ("conv", 512, 1, 1)],
+        window=512, hidden=128, fc=512,
+    ),
+}
+
+
+@dataclass
+class CTPNConfig:
+    variant: str = "small"
+    anchor_heights: list[float] = field(default_factory=lambda: list(ANCHOR_HEIGHTS))
+
+    @property
+    def num_anchors(self) -> int:
+        return len(self.anchor_heights)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CTPNConfig":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def normalize(rgb: np.ndarray) -> torch.Tensor:
+    """RGB uint8 ``(H, W, 3)`` to the model's ``(1, 3, H, W)`` float input."""
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255)
+    mean = torch.tensor(MEAN).view(3, 1, 1)
+    std = torch.tensor(STD).view(3, 1, 1)
+    return ((x - mean) / std).unsqueeze(0)
+
+
+class ConvBN(nn.Module):
+    """Conv (no bias) + BatchNorm + optional ReLU; :func:`fold_batchnorm` merges the BN."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, dilation: int = 1,
+                 groups: int = 1, relu: bool = True):
+        super().__init__()
+        padding = dilation * (kernel // 2)
+        self.conv = nn.Conv2d(cin, cout, kernel, stride, padding, dilation, groups=groups, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+        self.act = nn.ReLU(inplace=True) if relu else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(self.conv(x)))
+
+
+def _layer(kind: str, cin: int, cout: int, stride: int, dilation: int) -> nn.Module:
+    if kind == "conv":
+        return ConvBN(cin, cout, 3, stride, dilation)
+    if kind == "dw":
+        return nn.Sequential(ConvBN(cin, cin, 3, stride, dilation, groups=cin), ConvBN(cin, cout, 1))
+    if kind == "pool":
+        return nn.MaxPool2d(stride, stride)
+    raise ValueError(f"unknown backbone layer kind {kind!r}")
+
+
+def make_backbone(layers) -> tuple[nn.Sequential, int]:
+    """The backbone of a variant and its output channel count."""
+    modules, cin, total_stride = [], 3, 1
+    for kind, cout, stride, dilation in layers:
+        modules.append(_layer(kind, cin, cout, stride, dilation))
+        cin, total_stride = cout, total_stride * stride
+    if total_stride != STRIDE:
+        raise ValueError(f"backbone stride is {total_stride}, expected {STRIDE}")
+    return nn.Sequential(*modules), cin
+
+
+class CTPN(nn.Module):
+    def __init__(self, config: CTPNConfig | None = None):
+        super().__init__()
+        self.config = config = config or CTPNConfig()
+        spec = VARIANTS[config.variant]
+        self.backbone, channels = make_backbone(spec["layers"])
+        self.window = ConvBN(channels, spec["window"], 3)
+        self.rnn = nn.LSTM(spec["window"], spec["hidden"], batch_first=True, bidirectional=True)
+        self.fc = nn.Conv2d(2 * spec["hidden"], spec["fc"], 1)
+        # Per anchor: 2 scores, 2 vertical coordinates, 1 side offset.
+        self.head = nn.Conv2d(spec["fc"], 5 * config.num_anchors, 1)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``x``: ``(B, 3, H, W)`` normalised RGB. Returns, with ``h, w = ceil(H/16), ceil(W/16)``
+        and ``k`` anchors: ``scores`` ``(B, h, w, k, 2)`` logits (index 1 = text), ``vertical``
+        ``(B, h, w, k, 2)`` ``(v_c, v_h)`` and ``side`` ``(B, h, w, k)`` offsets."""
+        pad_h, pad_w = -x.shape[2] % STRIDE, -x.shape[3] % STRIDE
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h))
+        feat = self.window(self.backbone(x))
+        b, c, h, w = feat.shape
+        rows = feat.permute(0, 2, 3, 1).reshape(b * h, w, c)
+        rows = self.rnn(rows)[0]
+        feat = rows.reshape(b, h, w, -1).permute(0, 3, 1, 2)
+        out = self.head(F.relu(self.fc(feat), inplace=True))
+        k = self.config.num_anchors
+        out = out.permute(0, 2, 3, 1)  # (B, h, w, 5k)
+        return {
+            "scores": out[..., : 2 * k].reshape(b, h, w, k, 2),
+            "vertical": out[..., 2 * k : 4 * k].reshape(b, h, w, k, 2),
+            "side": out[..., 4 * k :],
+        }
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Fold every eval-mode BatchNorm of a :class:`ConvBN` into its conv, in place (same outputs,
+    one pass less over memory). Use on inference models only."""
+    for module in model.modules():
+        if isinstance(module, ConvBN) and isinstance(module.bn, nn.BatchNorm2d):
+            conv, bn = module.conv, module.bn
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                              conv.dilation, groups=conv.groups, bias=True)
+            fused.weight.data = conv.weight.data * scale[:, None, None, None]
+            fused.bias.data = bn.bias.data - bn.running_mean * scale
+            module.conv, module.bn = fused, nn.Identity()
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,92 @@
+"""Detector: loads a CTPN model file and finds text lines (or words) in RGB photos."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from .. import checkpoint
+from .lines import LineConfig, connect, nms_quads
+from .model import CTPN, CTPNConfig, fold_batchnorm, normalize
+from .proposals import decode_proposals
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "ctpn.pt"
+
+
+@dataclass
+class DetectedText:
+    quad: np.ndarray  # (4, 2) float32, clockwise from the top-left, in original-image pixels
+    score: float
+
+
+def resize_for_scale(rgb: np.ndarray, scale: int, max_side: int) -> tuple[np.ndarray, float, float]:
+    """Resize so the short side is ``scale`` px and the long side at most ``max_side``.
+    Returns the image and the x and y factors (resized / original)."""
+    h, w = rgb.shape[:2]
+    factor = min(scale / min(h, w), max_side / max(h, w))
+    new_w, new_h = max(1, round(w * factor)), max(1, round(h * factor))
+    interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+    return cv2.resize(rgb, (new_w, new_h), interpolation=interpolation), new_w / w, new_h / h
+
+
+class Detector:
+    """CTPN text detector.
+
+    Args:
+        model: a CTPN in eval mode (see :meth:`load`).
+        scales: short-side sizes to run at; results of several scales are merged by line NMS.
+        max_side: cap on the long side of the resized image.
+        score_threshold: proposals scoring at most this are dropped.
+        proposal_nms: IoU threshold of the NMS on proposals.
+        lines: line-construction settings.
+    """
+
+    def __init__(self, model: CTPN, scales: tuple[int, ...] = (600,), max_side: int = 1200,
+                 score_threshold: float = 0.7, proposal_nms: float = 0.3, lines: LineConfig | None = None,
+                 name: str = "ctpn"):
+        self.model = model.eval()
+        self.scales = tuple(scales)
+        self.max_side = max_side
+        self.score_threshold = score_threshold
+        self.proposal_nms = proposal_nms
+        self.lines = lines or LineConfig()
+        self.name = name
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **kwargs) -> "Detector":
+        """Load a model file (default ``weights/ctpn.pt``) with its BatchNorms folded."""
+        path = Path(path) if path else DEFAULT_WEIGHTS
+        ck = checkpoint.load(path, kind="ctpn")
+        model = CTPN(CTPNConfig.from_dict(ck["config"]))
+        model.load_state_dict(ck["state_dict"])
+        fold_batchnorm(model.eval())
+        kwargs.setdefault("name", f"ctpn-{model.config.variant}:{path.name}")
+        return cls(model, **kwargs)
+
+    @torch.inference_mode()
+    def _detect_at(self, rgb: np.ndarray, scale: int, level: str) -> list[tuple[np.ndarray, float]]:
+        """Detections at one scale, in original-image pixels."""
+        image, fx, fy = resize_for_scale(rgb, scale, self.max_side)
+        out = self.model(normalize(image))
+        proposals = decode_proposals(
+            out["scores"][0].numpy(), out["vertical"][0].numpy(), out["side"][0].numpy(), image.shape[:2],
+            self.score_threshold, self.proposal_nms, self.model.config.anchor_heights,
+        )
+        found = connect(proposals, self.lines, level)
+        return [(quad / np.array([fx, fy], np.float32), score) for quad, score in found]
+
+    def detect(self, rgb: np.ndarray, level: str = "line") -> list[DetectedText]:
+        """Text in an RGB uint8 ``(H, W, 3)`` image: one quadrilateral per line (``level="line"``)
+        or per word (``level="word"``), best score first."""
+        if level not in ("line", "word"):
+            raise ValueError(f"level must be 'line' or 'word', got {level!r}")
+        found = [item for scale in self.scales for item in self._detect_at(rgb, scale, level)]
+        if len(self.scales) > 1 and found:
+            keep = nms_quads([q for q, _ in found], np.array([s for _, s in found]), self.lines.nms_threshold)
+            found = [found[k] for k in keep]
+        h, w = rgb.shape[:2]
+        return [DetectedText(np.clip(quad, 0, [w, h]).astype(np.float32), float(score)) for quad, score in found]

@@ -1,0 +1,192 @@
+"""CRNN recogniser: charset, CTC decoding, padding invariance, checkpoints, training, eval CLI."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from scenetext import checkpoint
+from scenetext.cli import main
+from scenetext.recognition.charset import Charset
+from scenetext.recognition.decode import Lexicon, beam_decode, greedy_decode, lexicon_decode
+from scenetext.recognition.model import CRNN, CRNNConfig
+from scenetext.recognition.predictor import Recognizer, fold_batchnorm
+from scenetext.recognition.preprocess import min_frames, pad_batch, prepare_crop, target_width
+
+
+def frames_for(charset, path, T=None):
+    """Log-probs that spell `path` (a list of chars, '-' for blank), one frame per entry."""
+    C = charset.num_classes
+    lp = np.full((len(path), C), math.log(0.01 / (C - 1)), np.float32)
+    for t, ch in enumerate(path):
+        k = 0 if ch == "-" else charset.encode(ch)[0]
+        lp[t, k] = math.log(0.99)
+    return lp
+
+
+def test_charset_roundtrip_and_file(tmp_path):
+    cs = Charset.default()
+    text = "Parking 24/7: $5.99!"
+    assert cs.covers(text) and cs.decode(cs.encode(text)) == text
+    assert cs.num_classes == len(cs.chars) + 1 and cs.encode("0") == [1]
+    assert not cs.covers("naïve") and cs.filter("naïve") == "nave"
+    with pytest.raises(KeyError):
+        cs.encode("é")
+    f = tmp_path / "cn.txt"
+    f.write_text("中\n文\n<space>\n字\n", encoding="utf-8")
+    cn = Charset.from_file(f)
+    assert cn.chars == "中文 字" and cn.decode(cn.encode("中 文")) == "中 文"
+    with pytest.raises(ValueError):
+        Charset("aa")
+
+
+def test_greedy_decode_merges_repeats_and_keeps_positions():
+    cs = Charset.default()
+    d = greedy_decode(frames_for(cs, list("--hh-e-ll-l-oo-")), cs)
+    assert d.text == "hello"
+    assert d.char_frames == [(2, 4), (5, 6), (7, 9), (10, 11), (12, 14)]
+    assert len(d.char_confidences) == 5 and 0.98 < d.confidence <= 1.0
+    empty = greedy_decode(frames_for(cs, list("----")), cs)
+    assert empty.text == "" and empty.char_frames == []
+
+
+def test_beam_decode_agrees_with_greedy_on_confident_frames():
+    cs = Charset.default()
+    lp = frames_for(cs, list("-a-bb--a-"))
+    assert beam_decode(lp, cs).text == greedy_decode(lp, cs).text == "aba"
+
+
+def test_beam_decode_beats_greedy_when_paths_add_up():
+    # Two frames over {blank, a}: best single path is blank-blank (0.36), but "a" collects
+    # a-blank + blank-a + a-a = 0.24 + 0.24 + 0.16 = 0.64.
+    cs = Charset("a")
+    p = np.log(np.array([[0.6, 0.4], [0.6, 0.4]], np.float32))
+    assert greedy_decode(p, cs).text == ""
+    assert beam_decode(p, cs).text == "a"
+
+
+def test_lexicon_decode_picks_the_ctc_best_word(tmp_path):
+    cs = Charset.default()
+    lp = frames_for(cs, list("-c-a-f-e-"))  # reads "cafe"
+    lex_file = tmp_path / "words.txt"
+    lex_file.write_text("cafe\ncake\nface\n")
+    assert lexicon_decode(lp, cs, Lexicon.from_file(lex_file)).text == "cafe"
+    lp2 = frames_for(cs, list("-c-a-x-e-"))
+    assert lexicon_decode(lp2, cs, Lexicon(["cake", "cafe", "zebra"])).text in {"cake", "cafe"}
+    big = Lexicon(["cave", "zzzzzzzz"] + [f"w{i}" for i in range(3000)], full_search_limit=10)
+    assert "zzzzzzzz" not in big.candidates("cafe") and "cave" in big.candidates("cafe")
+
+
+def test_preprocess_keeps_aspect_and_pads():
+    crop = np.zeros((64, 200, 3), np.uint8)
+    arr = prepare_crop(crop)
+    assert arr.shape == (32, 100) and arr.dtype == np.float32
+    assert target_width(10, 64) == 8 and target_width(1000, 10, max_width=400) == 400
+    x, w = pad_batch([np.ones((32, 8), np.float32), np.ones((32, 16), np.float32)])
+    assert x.shape == (2, 1, 32, 16) and w.tolist() == [8, 16] and x[0, 0, :, 8:].abs().sum() == 0
+    assert min_frames([1, 2, 2, 3]) == 5
+
+
+@pytest.mark.parametrize("variant", ["small"])
+def test_padded_batch_gives_the_same_result_as_alone(variant):
+    torch.manual_seed(0)
+    model = CRNN(CRNNConfig(variant=variant))
+    # Non-trivial BN statistics, then eval mode.
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(8, 1, 32, 96))
+    model.eval()
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 255, (32, w, 3), dtype=np.uint8) for w in (40, 96, 164, 300)]
+    rec = Recognizer(model)
+    batched = rec.log_probs(crops)
+    for crop, lp in zip(crops, batched):
+        alone = rec.log_probs([crop])[0]
+        assert lp.shape == alone.shape
+        np.testing.assert_allclose(lp, alone, atol=2e-4)
+    fused = Recognizer(fold_batchnorm(model)).log_probs(crops)
+    for a, b in zip(fused, batched):
+        np.testing.assert_allclose(a, b, atol=2e-4)
+
+
+def test_checkpoint_roundtrip_fp16(tmp_path):
+    cfg = CRNNConfig(chars="abc")
+    model = CRNN(cfg)
+    checkpoint.save(tmp_path / "ck.pt", {"kind": "crnn", "config": cfg.to_dict(), "state_dict": model.state_dict()})
+    out = checkpoint.export_weights(tmp_path / "ck.pt", tmp_path / "w.pt")
+    rec = Recognizer.load(out)
+    assert rec.charset.chars == "abc" and rec.model.fc.out_features == 4
+    with pytest.raises(ValueError):
+        checkpoint.load(out, kind="ctpn")
+    with pytest.raises(FileNotFoundError):
+        checkpoint.load(tmp_path / "missing.pt")
+
+
+def _tiny_real_set(tmp_path):
+    import cv2
+
+    from scenetext.data.formats import write_rec_set
+    from scenetext.data.render_words import WordRenderer
+    import random
+
+    folder = tmp_path / "real"
+    (folder / "images").mkdir(parents=True)
+    r = WordRenderer()
+    pairs = []
+    for i in range(12):
+        img, text = r.render(random.Random(i))
+        p = folder / "images" / f"{i}.jpg"
+        cv2.imwrite(str(p), img[:, :, ::-1])
+        pairs.append((p, text))
+    pairs.append((folder / "images" / "bad.jpg", "unreadable"))
+    (folder / "images" / "bad.jpg").write_bytes(b"not an image")
+    pairs.append((folder / "images" / "0.jpg", "ünïcödé"))  # outside the charset
+    pairs.append((folder / "images" / "1.jpg", "x" * 200))  # too long for the crop
+    write_rec_set(folder, pairs)
+    return folder
+
+
+def test_training_skips_bad_samples_and_resumes_exactly(tmp_path):
+    from scenetext.recognition.train import RecTrainConfig, train
+
+    real = _tiny_real_set(tmp_path)
+    common = dict(batch_size=8, bucket=2, real=[str(real)], real_ratio=0.7, holdout=0.0, val=[str(real)],
+                  val_every=4, workers=0, threads=1, lr=1e-3, warmup=2)
+    full = RecTrainConfig(out=str(tmp_path / "a"), steps=8, **common)
+    train(full)
+    part = RecTrainConfig(out=str(tmp_path / "b"), steps=8, stop_at=4, **common)
+    train(part)
+    resumed = RecTrainConfig(out=str(tmp_path / "b"), steps=8, **common)
+    train(resumed)
+    a = checkpoint.load(tmp_path / "a" / "last.pt")
+    b = checkpoint.load(tmp_path / "b" / "last.pt")
+    assert a["train"]["step"] == b["train"]["step"] == 8
+    for k in a["state_dict"]:
+        torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=1e-4, atol=1e-5)
+    skipped = a["train"]["skipped"]
+    assert sum(skipped.values()) > 0 and "non-finite loss" not in skipped
+    assert set(skipped) <= {"unreadable image", "characters outside the charset", "label too long for the crop"}
+    log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    vals = [r for r in log if "val" in r]
+    assert vals and {"n", "accuracy", "crops_per_second"} <= set(vals[-1]["val"]["real"])
+
+
+def test_eval_rec_cli_reports_protocol_figures(tmp_path):
+    real = _tiny_real_set(tmp_path)
+    # Drop the bad lines: eval needs readable crops.
+    labels = real / "labels.tsv"
+    labels.write_text("".join(l + "\n" for l in labels.read_text().splitlines()[:12]))
+    cfg = CRNNConfig()
+    checkpoint.save(tmp_path / "w.pt", {"kind": "crnn", "config": cfg.to_dict(), "state_dict": CRNN(cfg).state_dict()})
+    out = tmp_path / "r.json"
+    errs = tmp_path / "errors.tsv"
+    res = CliRunner().invoke(main, ["eval", "rec", str(real), "--weights", str(tmp_path / "w.pt"),
+                                    "--json", str(out), "--errors", str(errs)])
+    assert res.exit_code == 0, res.output
+    figures = json.loads(out.read_text())["real"]
+    assert set(figures) == {"n", "accuracy", "accuracy_case_sensitive", "one_minus_ned", "crops_per_second"}
+    assert figures["n"] == 12 and figures["accuracy"] == 0.0  # an untrained model reads nothing right
+    assert len(errs.read_text().splitlines()) == 12

@@ -1,0 +1,143 @@
+"""Synthetic generator: text kinds, font caveats, word crops, scenes and their boxes, CLI."""
+
+import random
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from scenetext.cli import main
+from scenetext.data.backgrounds import BackgroundPool
+from scenetext.data.datasets import SynthSceneDataset, SynthWordDataset
+from scenetext.data.fonts import FontFace, FontPool, discover_fonts, read_caveats
+from scenetext.data.formats import read_det_set, read_rec_set
+from scenetext.data.render_scenes import SceneRenderer, SceneStyle
+from scenetext.data.render_text import draw_text
+from scenetext.data.render_words import WordRenderer
+from scenetext.data.text_sampler import DEFAULT_WEIGHTS, TextSampler
+from scenetext.data.fonts import default_font
+from scenetext.recognition.charset import Charset
+
+
+class FlatBackgrounds(BackgroundPool):
+    """A constant grey background, so every changed pixel is text."""
+
+    def __init__(self):
+        super().__init__([])
+
+    def crop(self, rng, w, h, photo_prob=0.0):
+        return np.full((h, w, 3), 128, np.uint8)
+
+
+def test_text_sampler_kinds_and_mix():
+    rng = random.Random(0)
+    only_phones = TextSampler(lexicon=["alpha"], weights={"phone": 1.0})
+    assert all(any(c.isdigit() for c in only_phones.sample(rng)) for _ in range(50))
+    mixed = TextSampler(lexicon=["alpha", "beta", "gamma"])
+    texts = [mixed.sample(rng) for _ in range(400)]
+    assert any(t.isupper() for t in texts) and any(t.islower() for t in texts)
+    assert any(" " in t for t in texts), "phrases with spaces"
+    assert any(any(c.isdigit() for c in t) for t in texts)
+    assert all(0 < len(t) <= mixed.max_chars for t in texts)
+    assert set(DEFAULT_WEIGHTS) >= {"word", "price", "time", "date", "phone", "code", "url", "email", "phrase"}
+    with pytest.raises(ValueError):
+        TextSampler(lexicon=["a"], weights={"poetry": 1.0})
+
+
+def test_caveats_parsing_and_discovery(tmp_path):
+    caveats = read_caveats("Caps.ttf\tcapsonly\nDull.ttf\tlowdiversity\nHoles.otf\tmissing:xyz\n")
+    assert caveats["Caps.ttf"] == {"capsonly"}
+    for name in ("Caps.ttf", "Dull.ttf", "Holes.otf", "Plain.ttf", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    faces = {f.path.name: f for f in discover_fonts([tmp_path], caveats)}
+    assert set(faces) == {"Caps.ttf", "Holes.otf", "Plain.ttf"}, "low-diversity faces and non-fonts are dropped"
+    assert faces["Caps.ttf"].caps_only and faces["Caps.ttf"].label_for("Exit") == "EXIT"
+    assert not faces["Holes.otf"].supports("xylophone")
+
+
+def test_font_pool_falls_back_to_default_font():
+    face, label = FontPool([]).pick(random.Random(0), "Hello")
+    assert face is None and label == "Hello"
+
+
+def test_caps_only_face_gets_upper_case_label():
+    pool = FontPool.from_dirs()
+    caps = [f for f in pool.faces if f.caps_only]
+    if not caps:
+        pytest.skip("no system fonts installed (make fonts)")
+    only_caps = FontPool(caps[:3])
+    _, label = only_caps.pick(random.Random(1), "Parking 24/7")
+    assert label == "PARKING 24/7"
+
+
+def test_word_crops_height_label_and_seed():
+    renderer = WordRenderer()
+    charset = Charset.default()
+    a = [renderer.render(random.Random(i)) for i in range(30)]
+    b = [renderer.render(random.Random(i)) for i in range(30)]
+    for (img, label), (img2, label2) in zip(a, b):
+        assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[0] == 32 and img.shape[1] >= 4
+        assert label and charset.covers(label)
+        assert label == label2 and np.array_equal(img, img2), "same seed, same sample"
+    assert len({label for _, label in a}) > 20
+
+
+def test_word_boxes_contain_their_ink():
+    layer = draw_text("Gate 24B exit", default_font(40), stroke=2, per_word=True)
+    assert layer.words == ["Gate", "24B", "exit"]
+    covered = np.zeros_like(layer.outline, bool)
+    for x0, y0, x1, y1 in layer.word_boxes:
+        covered[y0:y1, x0:x1] = True
+    assert (layer.outline[~covered] < 0.05).all(), "no ink outside the word boxes"
+    xs = [b[0] for b in layer.word_boxes]
+    assert xs == sorted(xs) and all(b[2] <= nb[0] for b, nb in zip(layer.word_boxes, layer.word_boxes[1:]))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_scene_text_lies_inside_its_boxes(seed):
+    style = SceneStyle(degrade=0.0, shadow_prob=0.0, border_prob=0.5)
+    renderer = SceneRenderer(backgrounds=FlatBackgrounds(), style=style)
+    img, words, lines = renderer.render(random.Random(seed))
+    assert img.shape == (480, 640, 3) and lines
+    changed = np.abs(img.astype(int) - 128).max(axis=2) > 12
+    inside = np.zeros(changed.shape, np.uint8)
+    for w in words:
+        cv2.fillPoly(inside, [np.round(w.points).astype(np.int32)], 1)
+    inside = cv2.dilate(inside, np.ones((5, 5), np.uint8)).astype(bool)
+    assert changed.sum() > 0
+    assert (changed & ~inside).sum() <= 0.002 * changed.sum(), "drawn text outside its word boxes"
+    # Each line's words are on it: the line quad covers its words' centres; texts agree.
+    assert sum(len(ln.text.split()) for ln in lines) == len(words)
+    for w in words:
+        c = w.points.mean(0)
+        assert 0 <= c[0] < 640 and 0 <= c[1] < 480
+
+
+def test_scene_seed_reproduces_and_datasets_index():
+    ds = SynthSceneDataset(3, seed=5)
+    img, words, lines = ds[1]
+    img2, words2, _ = SynthSceneDataset(3, seed=5)[1]
+    assert np.array_equal(img, img2) and [w.text for w in words] == [w.text for w in words2]
+    with pytest.raises(IndexError):
+        ds[3]
+    wds = SynthWordDataset(4, seed=1)
+    assert len(wds) == 4 and wds[2][1] == SynthWordDataset(4, seed=1)[2][1]
+
+
+def test_synth_cli_writes_readable_sets(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(main, ["synth", "words", "-n", "12", "-o", str(tmp_path / "w"), "--workers", "0"])
+    assert res.exit_code == 0, res.output
+    samples = read_rec_set(tmp_path / "w")
+    assert len(samples) == 12 and all(cv2.imread(str(s.image)).shape[0] == 32 for s in samples)
+    res = runner.invoke(main, ["synth", "scenes", "-n", "3", "-o", str(tmp_path / "s"), "--workers", "0"])
+    assert res.exit_code == 0, res.output
+    det = read_det_set(tmp_path / "s")
+    assert len(det) == 3 and all(d.lines is not None for d in det)
+    assert sum(len(d.regions) for d in det) >= sum(len(d.lines) for d in det) > 0
+
+
+def test_synth_cli_rejects_bad_arguments(tmp_path):
+    res = CliRunner().invoke(main, ["synth", "words", "-n", "0", "-o", str(tmp_path)])
+    assert res.exit_code == 2 and "0" in res.output
