@@ -74,6 +74,24 @@ def synth_scenes(n, out, seed, workers):
     _run_synth("scenes", n, out, seed, workers)
 
 
+@synth.command("preview")
+@click.argument("kind", type=click.Choice(["words", "scenes"]))
+@click.option("-o", "--out", type=click.Path(dir_okay=False), required=True, help="PNG file to write")
+@click.option("-n", "--count", "n", type=click.IntRange(min=1), help="samples (default 64 words or 8 scenes)")
+@click.option("--seed", type=int, default=0, show_default=True)
+def synth_preview(kind, out, n, seed):
+    """A contact sheet of synthetic samples (scenes with their word and line boxes drawn)."""
+    import cv2
+
+    from .data.preview import scene_sheet, word_sheet
+
+    sheet = word_sheet(n or 64, seed) if kind == "words" else scene_sheet(n or 8, seed)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
+        raise click.ClickException(f"{out}: could not write the image")
+    click.echo(f"wrote {out}")
+
+
 # --------------------------------------------------------------------------------- train
 @main.group()
 def train():

@@ -38,18 +38,26 @@ DEFAULT_WEIGHTS = {
 _PUNCT_AROUND = ["{}.", "{},", "{}!", "{}?", "{}:", "({})", '"{}"', "'{}'", "{}'s", "#{}", "{}-", "{}&"]
 
 
-def load_lexicon(paths=DEFAULT_LEXICONS, min_len: int = 1, max_len: int = 20) -> list[str]:
-    """Words from the first readable lexicon files (one word per line); a built-in list if none."""
-    words: list[str] = []
+def load_lexicon(paths=DEFAULT_LEXICONS, min_len: int = 1, max_len: int = 20,
+                 allowed: str | None = string.ascii_letters + string.digits + "-'&.") -> list[str]:
+    """Words from the readable lexicon files (one word per line); a built-in list if none.
+
+    Words with characters outside `allowed` are dropped (dictionary files hold accented words
+    the default charset cannot spell), and so are possessives ("word's"), which crowd the
+    dictionary but are rare on signs."""
+    ok = set(allowed) if allowed else None
+    words: set[str] = set()
     for p in paths:
         p = Path(p)
         if not p.is_file():
             continue
         for line in p.read_text(encoding="utf-8", errors="ignore").splitlines():
             w = line.strip()
-            if min_len <= len(w) <= max_len and w.isprintable() and " " not in w:
-                words.append(w)
-    return sorted(set(words)) or list(_FALLBACK_WORDS)
+            if not (min_len <= len(w) <= max_len) or w.endswith("'s") or " " in w or not w.isprintable():
+                continue
+            if ok is None or all(c in ok for c in w):
+                words.add(w)
+    return sorted(words) or list(_FALLBACK_WORDS)
 
 
 @dataclass

@@ -1,0 +1,323 @@
+"""CTPN detector: anchors, targets, loss, proposals, line construction and the model's shapes.
+
+Hand-made cases only; no training.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from scenetext.data.formats import Region
+from scenetext.detection.anchors import (
+    ANCHOR_HEIGHTS,
+    decode_side,
+    decode_vertical,
+    encode_side,
+    encode_vertical,
+    feature_size,
+    make_anchors,
+)
+from scenetext.detection.lines import LineConfig, build_lines, connect, split_words
+from scenetext.detection.loss import ctpn_loss
+from scenetext.detection.model import CTPN, CTPNConfig, fold_batchnorm
+from scenetext.detection.proposals import Proposals, decode_proposals, nms
+from scenetext.detection.targets import (
+    IGNORE,
+    NEGATIVE,
+    POSITIVE,
+    TargetConfig,
+    build_targets,
+    label_anchors,
+    slice_regions,
+)
+from scenetext.evaluation.iou import iou_matrix, polygon
+
+
+def box_region(x0, y0, x1, y1, text="word"):
+    return Region(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32), text)
+
+
+def anchor_boxes(shape):
+    return make_anchors(*shape[:2]).reshape(-1, 4)
+
+
+# --------------------------------------------------------------------------- anchors
+
+
+def test_anchor_grid():
+    anchors = make_anchors(2, 3)
+    assert anchors.shape == (2, 3, 10, 4)
+    assert np.allclose(anchors[1, 2, :, 0], 32) and np.allclose(anchors[1, 2, :, 2], 48)
+    assert np.allclose(anchors[1, 2, :, 3] - anchors[1, 2, :, 1], ANCHOR_HEIGHTS)
+    assert np.allclose((anchors[1, 2, :, 1] + anchors[1, 2, :, 3]) / 2, 24)
+    assert feature_size(600, 1067) == (38, 67)
+
+
+def test_vertical_and_side_round_trip():
+    rng = np.random.default_rng(0)
+    anchor_cy, anchor_h = rng.uniform(0, 600, 50), rng.choice(ANCHOR_HEIGHTS, 50)
+    cy, h = rng.uniform(0, 600, 50), rng.uniform(2, 300, 50)
+    back_cy, back_h = decode_vertical(anchor_cy, anchor_h, encode_vertical(anchor_cy, anchor_h, cy, h))
+    assert np.allclose(back_cy, cy, atol=1e-3) and np.allclose(back_h, h, rtol=1e-5)
+    x = rng.uniform(0, 1000, 50)
+    assert np.allclose(decode_side(anchor_cy, encode_side(anchor_cy, x)), x, atol=1e-3)
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def test_axis_aligned_box_targets():
+    box = (32, 40, 96, 63)  # columns 2..5, height 23
+    targets = label_anchors([box_region(*box)], (160, 320), TargetConfig())
+    positive = targets.labels == POSITIVE
+    rows, cols, ks = np.nonzero(positive)
+    assert set(cols.tolist()) == {2, 3, 4, 5}
+    # Row 3 is centred at y = 56; the anchors of height 16, 23 and 33 there overlap [40, 63] by IoU >= 0.5.
+    assert set(rows.tolist()) == {3}
+    assert {ANCHOR_HEIGHTS[k] for k in ks} == {16, 23, 33}
+    assert (targets.vertical_mask[positive]).all()
+    anchors = make_anchors(10, 20)[positive]
+    cy, h = decode_vertical((anchors[:, 1] + anchors[:, 3]) / 2, anchors[:, 3] - anchors[:, 1],
+                            targets.vertical[positive])
+    assert np.allclose(cy - h / 2, 40, atol=1) and np.allclose(cy + h / 2, 63, atol=1)
+    # Far from the box everything is background.
+    assert (targets.labels[:, 10:] == NEGATIVE).all()
+
+
+def test_side_targets_only_near_ends():
+    targets = label_anchors([box_region(32, 40, 160, 63)], (160, 320), TargetConfig())
+    rows, cols, ks = np.nonzero(targets.side_mask)
+    assert set(cols.tolist()) == {2, 3, 7, 8}
+    cx = cols * 16 + 8.0
+    x_side = decode_side(cx, targets.side[rows, cols, ks])
+    assert np.allclose(x_side[cols <= 3], 32) and np.allclose(x_side[cols >= 7], 160)
+
+
+def test_slanted_quadrilateral_columns_follow_slant():
+    # Top edge y = 40 + 0.25 * (x - 16), 24 px thick, from x = 16 to 176.
+    quad = np.array([[16, 40], [176, 80], [176, 104], [16, 64]], np.float32)
+    columns = slice_regions([Region(quad, "slanted")], 320, 200)
+    assert columns.col.tolist() == list(range(1, 11))
+    x_left = columns.col * 16.0
+    assert np.allclose(columns.y0, 40 + 0.25 * (x_left - 16), atol=1e-3)
+    assert np.allclose(columns.y1, 64 + 0.25 * (x_left + 16 - 16), atol=1e-3)
+    targets = label_anchors([Region(quad, "slanted")], (200, 320), TargetConfig())
+    rows, cols, _ = np.nonzero(targets.labels == POSITIVE)
+    mean_row = [rows[cols == c].mean() for c in range(1, 11)]
+    assert mean_row[-1] > mean_row[0] + 1  # positives move down with the line
+
+
+def test_ignore_region_anchors_are_neither_positive_nor_negative():
+    ignored = Region(box_region(160, 40, 240, 63).points, "###")
+    targets = label_anchors([box_region(32, 40, 96, 63), ignored], (160, 320), TargetConfig())
+    assert ignored.ignore
+    inside = targets.labels[3, 10:15]  # row 3 (centre y 56), columns 10..14
+    assert not (inside == POSITIVE).any()
+    assert (inside[:, ANCHOR_HEIGHTS.index(23)] == IGNORE).all()
+    assert (targets.labels[:, 2:6] == POSITIVE).any()
+
+
+@pytest.mark.parametrize("region", [
+    box_region(32, 40, 96, 40),  # zero height
+    box_region(50, 40, 50, 90),  # zero width
+    box_region(400, 300, 500, 330),  # outside the image
+    box_region(-50, -20, 40, 10),  # partly outside
+    Region(np.array([[10, 10], [60, 60], [60, 10], [10, 60]], np.float32), "bow-tie"),
+])
+def test_degenerate_regions_give_finite_targets(region):
+    targets = build_targets([region], (160, 320), TargetConfig(), np.random.default_rng(0))
+    for array in (targets.vertical, targets.side):
+        assert np.isfinite(array).all()
+    assert set(np.unique(targets.labels).tolist()) <= {IGNORE, NEGATIVE, POSITIVE}
+
+
+def test_sampling_is_balanced_and_seeded():
+    regions = [box_region(16, 16 + 40 * i, 300, 40 + 40 * i) for i in range(3)]
+    cfg = TargetConfig(batch_size=64, positive_fraction=0.5)
+    a = build_targets(regions, (160, 320), cfg, np.random.default_rng(1))
+    b = build_targets(regions, (160, 320), cfg, np.random.default_rng(1))
+    assert np.array_equal(a.labels, b.labels)
+    assert (a.labels == POSITIVE).sum() == 32 and (a.labels == NEGATIVE).sum() == 32
+
+
+# --------------------------------------------------------------------------- loss
+
+
+def _batched(targets):
+    return {
+        "labels": torch.from_numpy(targets.labels.astype(np.int64))[None],
+        "vertical": torch.from_numpy(targets.vertical)[None],
+        "vertical_mask": torch.from_numpy(targets.vertical_mask)[None],
+        "side": torch.from_numpy(targets.side)[None],
+        "side_mask": torch.from_numpy(targets.side_mask)[None],
+    }
+
+
+@pytest.mark.parametrize("regions", [[], [box_region(32, 40, 96, 63)]])
+def test_loss_is_finite(regions):
+    model = CTPN()
+    out = model(torch.zeros(1, 3, 160, 320))
+    targets = _batched(build_targets(regions, (160, 320), TargetConfig(), np.random.default_rng(0)))
+    losses = ctpn_loss(out, targets)
+    assert all(torch.isfinite(v) for v in losses.values())
+    losses["loss"].backward()
+    if not regions:
+        assert losses["vertical"] == 0 and losses["side"] == 0
+    empty = {k: torch.zeros_like(v) - 1 if k == "labels" else torch.zeros_like(v) for k, v in targets.items()}
+    assert torch.isfinite(ctpn_loss(model(torch.zeros(1, 3, 160, 320)), empty)["loss"])
+
+
+# --------------------------------------------------------------------------- proposals
+
+
+def test_nms():
+    boxes = np.array([[0, 0, 16, 30], [0, 2, 16, 32], [0, 40, 16, 70], [16, 0, 32, 30]], np.float32)
+    scores = np.array([0.9, 0.95, 0.8, 0.7], np.float32)
+    assert nms(boxes, scores, 0.3).tolist() == [1, 2, 3]
+    assert nms(boxes, scores, 0.99).tolist() == [1, 0, 2, 3]
+    assert nms(boxes[:0], scores[:0], 0.3).tolist() == []
+
+
+def _ideal_outputs(targets):
+    """Logits that reproduce the (unsampled) targets exactly."""
+    text = (targets.labels == POSITIVE) & targets.vertical_mask
+    scores = np.where(text[..., None], [-5.0, 5.0], [5.0, -5.0]).astype(np.float32)
+    return scores, targets.vertical, targets.side
+
+
+def test_targets_decode_back_to_the_box():
+    box = (40, 50, 200, 75)
+    targets = label_anchors([box_region(*box)], (160, 320), TargetConfig())
+    proposals = decode_proposals(*_ideal_outputs(targets), (160, 320))
+    assert len(proposals) > 0
+    assert np.allclose(proposals.boxes[:, 1], 50, atol=1) and np.allclose(proposals.boxes[:, 3], 75, atol=1)
+    found = connect(proposals, LineConfig(normalize_scores=False))
+    assert len(found) == 1
+    quad, _ = found[0]
+    assert np.allclose(quad, [[40, 50], [200, 50], [200, 75], [40, 75]], atol=1.5)
+
+
+# --------------------------------------------------------------------------- lines
+
+
+def make_proposals(columns, top, bottom, scores=None, side_x=None):
+    """One proposal per column with the given top/bottom y (scalars or per column)."""
+    columns = np.asarray(columns)
+    x0 = columns * 16.0
+    top, bottom = np.broadcast_to(top, x0.shape), np.broadcast_to(bottom, x0.shape)
+    boxes = np.stack([x0, top, x0 + 16, bottom], axis=1).astype(np.float32)
+    scores = np.full(len(x0), 0.95, np.float32) if scores is None else np.asarray(scores, np.float32)
+    side_x = (x0 + 8).astype(np.float32) if side_x is None else np.asarray(side_x, np.float32)
+    return Proposals(boxes, scores, side_x)
+
+
+def concat(*parts):
+    return Proposals(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("boxes", "scores", "side_x")))
+
+
+NOISE = make_proposals([60], 300, 310, scores=[0.71])  # a lone weak proposal, as in real outputs
+
+
+def test_horizontal_chain_gives_one_line():
+    line = make_proposals(range(5, 16), 100, 124, scores=np.linspace(0.9, 0.99, 11))
+    found = connect(concat(line, NOISE), LineConfig(side_refinement=False))
+    assert len(found) == 1
+    quad, score = found[0]
+    assert np.allclose(quad, [[80, 100], [256, 100], [256, 124], [80, 124]], atol=1e-3)
+    assert 0.7 <= score <= 1
+
+
+def test_side_refinement_moves_the_ends():
+    side_x = np.arange(5, 16) * 16.0 + 8
+    side_x[0], side_x[-1] = 84, 250
+    found = connect(concat(make_proposals(range(5, 16), 100, 124, side_x=side_x), NOISE))
+    quad, _ = found[0]
+    assert quad[0, 0] == pytest.approx(84) and quad[1, 0] == pytest.approx(250)
+
+
+def test_two_lines_far_apart():
+    first = make_proposals(range(2, 12), 40, 64)
+    second = make_proposals(range(20, 30), 200, 230)
+    found = connect(concat(first, second, NOISE))
+    assert len(found) == 2
+    tops = sorted(q[0, 1] for q, _ in found)
+    assert tops == pytest.approx([40, 200], abs=1e-3)
+
+
+def test_mismatched_heights_are_not_linked():
+    low = make_proposals(range(2, 6), 40, 64)
+    tall = make_proposals(range(6, 10), 20, 90)
+    assert len(connect(concat(low, tall, NOISE))) == 2
+
+
+def test_slanted_chain_gives_slanted_quad():
+    slope, columns = 0.25, np.arange(4, 20)
+    left = columns * 16.0
+    # A proposal spans the slanted text over its whole column: top at the column's left, bottom at its right.
+    proposals = make_proposals(columns, 100 + slope * left, 124 + slope * (left + 16))
+    found = connect(concat(proposals, NOISE), LineConfig(side_refinement=False))
+    assert len(found) == 1
+    quad, _ = found[0]
+    assert (quad[1, 1] - quad[0, 1]) / (quad[1, 0] - quad[0, 0]) == pytest.approx(slope, abs=1e-3)
+    assert (quad[2, 1] - quad[3, 1]) / (quad[2, 0] - quad[3, 0]) == pytest.approx(slope, abs=1e-3)
+    # The fitted edges are the text's edges: y = 100 + slope * x and y = 124 + slope * x.
+    assert quad[0, 1] == pytest.approx(100 + slope * quad[0, 0], abs=1e-3)
+    assert quad[3, 1] == pytest.approx(124 + slope * quad[3, 0], abs=1e-3)
+
+
+def test_word_split_at_wide_gap():
+    proposals = concat(make_proposals([*range(5, 11), *range(13, 19)], 100, 124), NOISE)
+    assert len(connect(proposals, level="line")) == 1
+    words = connect(proposals, level="word")
+    assert len(words) == 2
+    xs = sorted((q[0, 0], q[1, 0]) for q, _ in words)
+    assert xs[0] == pytest.approx((80, 176)) and xs[1] == pytest.approx((208, 304))
+    line = build_lines(proposals)[0]
+    assert len(split_words(line, proposals, gap=2.0)) == 1  # 32 px < 2 x 24 px: one word
+
+
+def test_short_and_weak_lines_are_dropped():
+    short = make_proposals([3], 40, 64)  # one proposal, 16 px
+    weak = make_proposals(range(20, 30), 100, 124, scores=np.full(10, 0.72))
+    strong = make_proposals(range(5, 15), 200, 224, scores=np.full(10, 0.99))
+    found = connect(concat(short, weak, strong))
+    assert len(found) == 1 and found[0][0][0, 1] == pytest.approx(200)
+
+
+def test_line_nms_removes_duplicates():
+    a = make_proposals(range(5, 15), 100, 124)
+    b = make_proposals(range(5, 15), 102, 126, scores=np.full(10, 0.9))
+    lines = build_lines(concat(a, b, NOISE), LineConfig(normalize_scores=False))
+    quads = np.empty(len(lines), dtype=object)
+    quads[:] = [polygon(line.quad()) for line in lines]
+    assert len(lines) == 1 or iou_matrix(quads, quads)[0, 1] <= 0.3
+
+
+# --------------------------------------------------------------------------- model
+
+
+@pytest.mark.parametrize("size", [(96, 160), (100, 150)])
+def test_model_forward_shapes(size):
+    model = CTPN(CTPNConfig()).eval()
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, *size))
+    h, w = feature_size(*size)
+    assert out["scores"].shape == (1, h, w, 10, 2)
+    assert out["vertical"].shape == (1, h, w, 10, 2)
+    assert out["side"].shape == (1, h, w, 10)
+
+
+def test_fold_batchnorm_keeps_outputs():
+    torch.manual_seed(0)
+    model = CTPN().eval()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        before = model(x)["scores"]
+        after = fold_batchnorm(model)(x)["scores"]
+    assert torch.allclose(before, after, atol=1e-4)
