@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from scenetext import checkpoint
 from scenetext.data.formats import Region
 from scenetext.detection.anchors import (
     ANCHOR_HEIGHTS,
@@ -19,10 +20,11 @@ from scenetext.detection.anchors import (
     feature_size,
     make_anchors,
 )
-from scenetext.detection.lines import LineConfig, build_lines, connect, split_words
+from scenetext.detection.lines import LineConfig, build_lines, connect, nms_quads, split_words
 from scenetext.detection.loss import ctpn_loss
 from scenetext.detection.model import CTPN, CTPNConfig, fold_batchnorm
-from scenetext.detection.proposals import Proposals, decode_proposals, nms
+from scenetext.detection.predictor import Detector
+from scenetext.detection.proposals import Proposals, decode_proposals, slice_nms
 from scenetext.detection.targets import (
     IGNORE,
     NEGATIVE,
@@ -32,7 +34,7 @@ from scenetext.detection.targets import (
     label_anchors,
     slice_regions,
 )
-from scenetext.evaluation.iou import iou_matrix, polygon
+from scenetext.evaluation.iou import polygon
 
 
 def box_region(x0, y0, x1, y1, text="word"):
@@ -86,13 +88,19 @@ def test_axis_aligned_box_targets():
     assert (targets.labels[:, 10:] == NEGATIVE).all()
 
 
+def test_small_text_gets_its_best_anchor():
+    targets = label_anchors([box_region(32, 40, 96, 45)], (160, 320), TargetConfig())  # 5 px: IoU < 0.5 everywhere
+    rows, cols, ks = np.nonzero(targets.labels == POSITIVE)
+    assert cols.tolist() == [2, 3, 4, 5] and {ANCHOR_HEIGHTS[k] for k in ks} == {11}
+
+
 def test_side_targets_only_near_ends():
     targets = label_anchors([box_region(32, 40, 160, 63)], (160, 320), TargetConfig())
     rows, cols, ks = np.nonzero(targets.side_mask)
-    assert set(cols.tolist()) == {2, 3, 7, 8}
+    assert set(cols.tolist()) == {2, 3, 8, 9}  # centres within 32 px of x = 32 or x = 160
     cx = cols * 16 + 8.0
     x_side = decode_side(cx, targets.side[rows, cols, ks])
-    assert np.allclose(x_side[cols <= 3], 32) and np.allclose(x_side[cols >= 7], 160)
+    assert np.allclose(x_side[cols <= 3], 32) and np.allclose(x_side[cols >= 8], 160)
 
 
 def test_slanted_quadrilateral_columns_follow_slant():
@@ -172,12 +180,33 @@ def test_loss_is_finite(regions):
 # --------------------------------------------------------------------------- proposals
 
 
-def test_nms():
+def reference_nms(boxes, scores, threshold):
+    """Textbook greedy NMS with 2-D IoU."""
+    keep = []
+    for i in np.argsort(-scores, kind="stable"):
+        ok = True
+        for k in keep:
+            w = max(0.0, min(boxes[i, 2], boxes[k, 2]) - max(boxes[i, 0], boxes[k, 0]))
+            h = max(0.0, min(boxes[i, 3], boxes[k, 3]) - max(boxes[i, 1], boxes[k, 1]))
+            area = lambda b: (b[2] - b[0]) * (b[3] - b[1])  # noqa: E731
+            union = area(boxes[i]) + area(boxes[k]) - w * h
+            ok &= union <= 0 or w * h / union <= threshold
+        if ok:
+            keep.append(i)
+    return keep
+
+
+def test_slice_nms():
     boxes = np.array([[0, 0, 16, 30], [0, 2, 16, 32], [0, 40, 16, 70], [16, 0, 32, 30]], np.float32)
     scores = np.array([0.9, 0.95, 0.8, 0.7], np.float32)
-    assert nms(boxes, scores, 0.3).tolist() == [1, 2, 3]
-    assert nms(boxes, scores, 0.99).tolist() == [1, 0, 2, 3]
-    assert nms(boxes[:0], scores[:0], 0.3).tolist() == []
+    assert slice_nms(boxes, scores, 0.3).tolist() == [1, 2, 3]
+    assert slice_nms(boxes, scores, 0.99).tolist() == [1, 0, 2, 3]
+    assert slice_nms(boxes[:0], scores[:0], 0.3).tolist() == []
+    rng = np.random.default_rng(0)
+    cols, top = rng.integers(0, 6, 300), rng.uniform(0, 200, 300)
+    boxes = np.stack([cols * 16, top, cols * 16 + 16, top + rng.uniform(5, 60, 300)], axis=1).astype(np.float32)
+    scores = rng.random(300).astype(np.float32)
+    assert slice_nms(boxes, scores, 0.3).tolist() == reference_nms(boxes, scores, 0.3)
 
 
 def _ideal_outputs(targets):
@@ -187,16 +216,21 @@ def _ideal_outputs(targets):
     return scores, targets.vertical, targets.side
 
 
-def test_targets_decode_back_to_the_box():
-    box = (40, 50, 200, 75)
-    targets = label_anchors([box_region(*box)], (160, 320), TargetConfig())
+@pytest.mark.parametrize("quad", [
+    [[40, 50], [200, 50], [200, 75], [40, 75]],  # on the grid
+    [[37, 50], [133, 50], [133, 61], [37, 61]],  # ends between grid lines: side refinement
+    [[16, 40], [176, 80], [176, 104], [16, 64]],  # slanted
+    [[30, 50], [290, 20], [292, 50], [32, 80]],  # slanted the other way, rotated ends
+])
+def test_targets_decode_back_to_the_region(quad):
+    """Outputs equal to the targets give back the region through proposals and line building."""
+    region = Region(np.array(quad, np.float32), "line")
+    targets = label_anchors([region], (160, 320), TargetConfig())
     proposals = decode_proposals(*_ideal_outputs(targets), (160, 320))
-    assert len(proposals) > 0
-    assert np.allclose(proposals.boxes[:, 1], 50, atol=1) and np.allclose(proposals.boxes[:, 3], 75, atol=1)
     found = connect(proposals, LineConfig(normalize_scores=False))
     assert len(found) == 1
-    quad, _ = found[0]
-    assert np.allclose(quad, [[40, 50], [200, 50], [200, 75], [40, 75]], atol=1.5)
+    detected, truth = polygon(found[0][0]), polygon(region.points)
+    assert detected.intersection(truth).area / detected.union(truth).area > 0.98
 
 
 # --------------------------------------------------------------------------- lines
@@ -218,11 +252,12 @@ def concat(*parts):
 
 
 NOISE = make_proposals([60], 300, 310, scores=[0.71])  # a lone weak proposal, as in real outputs
+PLAIN = LineConfig(side_refinement=False)  # make_proposals gives no side predictions
 
 
 def test_horizontal_chain_gives_one_line():
     line = make_proposals(range(5, 16), 100, 124, scores=np.linspace(0.9, 0.99, 11))
-    found = connect(concat(line, NOISE), LineConfig(side_refinement=False))
+    found = connect(concat(line, NOISE), PLAIN)
     assert len(found) == 1
     quad, score = found[0]
     assert np.allclose(quad, [[80, 100], [256, 100], [256, 124], [80, 124]], atol=1e-3)
@@ -240,7 +275,7 @@ def test_side_refinement_moves_the_ends():
 def test_two_lines_far_apart():
     first = make_proposals(range(2, 12), 40, 64)
     second = make_proposals(range(20, 30), 200, 230)
-    found = connect(concat(first, second, NOISE))
+    found = connect(concat(first, second, NOISE), PLAIN)
     assert len(found) == 2
     tops = sorted(q[0, 1] for q, _ in found)
     assert tops == pytest.approx([40, 200], abs=1e-3)
@@ -248,8 +283,8 @@ def test_two_lines_far_apart():
 
 def test_mismatched_heights_are_not_linked():
     low = make_proposals(range(2, 6), 40, 64)
-    tall = make_proposals(range(6, 10), 20, 90)
-    assert len(connect(concat(low, tall, NOISE))) == 2
+    tall = make_proposals(range(6, 14), 20, 90)
+    assert len(connect(concat(low, tall, NOISE), PLAIN)) == 2
 
 
 def test_slanted_chain_gives_slanted_quad():
@@ -257,7 +292,7 @@ def test_slanted_chain_gives_slanted_quad():
     left = columns * 16.0
     # A proposal spans the slanted text over its whole column: top at the column's left, bottom at its right.
     proposals = make_proposals(columns, 100 + slope * left, 124 + slope * (left + 16))
-    found = connect(concat(proposals, NOISE), LineConfig(side_refinement=False))
+    found = connect(concat(proposals, NOISE), PLAIN)
     assert len(found) == 1
     quad, _ = found[0]
     assert (quad[1, 1] - quad[0, 1]) / (quad[1, 0] - quad[0, 0]) == pytest.approx(slope, abs=1e-3)
@@ -269,12 +304,12 @@ def test_slanted_chain_gives_slanted_quad():
 
 def test_word_split_at_wide_gap():
     proposals = concat(make_proposals([*range(5, 11), *range(13, 19)], 100, 124), NOISE)
-    assert len(connect(proposals, level="line")) == 1
-    words = connect(proposals, level="word")
+    assert len(connect(proposals, PLAIN, level="line")) == 1
+    words = connect(proposals, PLAIN, level="word")
     assert len(words) == 2
     xs = sorted((q[0, 0], q[1, 0]) for q, _ in words)
     assert xs[0] == pytest.approx((80, 176)) and xs[1] == pytest.approx((208, 304))
-    line = build_lines(proposals)[0]
+    line = build_lines(proposals, PLAIN)[0]
     assert len(split_words(line, proposals, gap=2.0)) == 1  # 32 px < 2 x 24 px: one word
 
 
@@ -282,17 +317,14 @@ def test_short_and_weak_lines_are_dropped():
     short = make_proposals([3], 40, 64)  # one proposal, 16 px
     weak = make_proposals(range(20, 30), 100, 124, scores=np.full(10, 0.72))
     strong = make_proposals(range(5, 15), 200, 224, scores=np.full(10, 0.99))
-    found = connect(concat(short, weak, strong))
+    found = connect(concat(short, weak, strong), PLAIN)
     assert len(found) == 1 and found[0][0][0, 1] == pytest.approx(200)
 
 
-def test_line_nms_removes_duplicates():
-    a = make_proposals(range(5, 15), 100, 124)
-    b = make_proposals(range(5, 15), 102, 126, scores=np.full(10, 0.9))
-    lines = build_lines(concat(a, b, NOISE), LineConfig(normalize_scores=False))
-    quads = np.empty(len(lines), dtype=object)
-    quads[:] = [polygon(line.quad()) for line in lines]
-    assert len(lines) == 1 or iou_matrix(quads, quads)[0, 1] <= 0.3
+def test_line_nms():
+    quad = np.array([[80, 100], [240, 100], [240, 124], [80, 124]], np.float32)
+    quads = [quad, quad + [2, 2], quad + [0, 40], quad + [120, 0]]  # IoU 0.83, 0, 0.14 with the first
+    assert nms_quads(quads, np.array([0.9, 0.95, 0.8, 0.7]), 0.3).tolist() == [1, 2, 3]
 
 
 # --------------------------------------------------------------------------- model
@@ -321,3 +353,18 @@ def test_fold_batchnorm_keeps_outputs():
         before = model(x)["scores"]
         after = fold_batchnorm(model)(x)["scores"]
     assert torch.allclose(before, after, atol=1e-4)
+
+
+def test_detector_runs_on_a_photo_sized_image(tmp_path):
+    torch.manual_seed(0)
+    model = CTPN()
+    path = tmp_path / "ctpn.pt"
+    checkpoint.save(path, {"kind": "ctpn", "config": model.config.to_dict(), "state_dict": model.state_dict()})
+    detector = Detector.load(path, scales=(300, 200), score_threshold=0.0)
+    rgb = np.random.default_rng(0).integers(0, 255, (360, 640, 3), dtype=np.uint8)
+    for level in ("line", "word"):
+        for found in detector.detect(rgb, level=level):
+            assert found.quad.shape == (4, 2) and found.quad.dtype == np.float32
+            assert (found.quad >= 0).all() and (found.quad <= [640, 360]).all()
+    with pytest.raises(ValueError):
+        detector.detect(rgb, level="page")

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from scenetext.cli import main
 from scenetext.data.backgrounds import BackgroundPool
 from scenetext.data.datasets import SynthSceneDataset, SynthWordDataset
-from scenetext.data.fonts import FontFace, FontPool, discover_fonts, read_caveats
+from scenetext.data.fonts import FontPool, discover_fonts, read_caveats
 from scenetext.data.formats import read_det_set, read_rec_set
 from scenetext.data.render_scenes import SceneRenderer, SceneStyle
 from scenetext.data.render_text import draw_text

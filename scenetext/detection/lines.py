@@ -79,7 +79,9 @@ class TextLine:
 
 def normalize_scores(scores: np.ndarray) -> np.ndarray:
     """Min-max normalisation to [0, 1]; all ones when the scores are all equal."""
-    low, high = scores.min(initial=0.0), scores.max(initial=0.0)
+    if len(scores) == 0:
+        return scores
+    low, high = scores.min(), scores.max()
     if high - low < 1e-6:
         return np.ones_like(scores)
     return (scores - low) / (high - low)
@@ -101,7 +103,8 @@ def _first_per_key(keys: np.ndarray, order: np.ndarray, size: int) -> np.ndarray
     """For entries sorted by ``order``: per key, the position of its first entry; -1 if none."""
     out = np.full(size, -1, dtype=np.int64)
     ranked = keys[order]
-    first = np.r_[True, ranked[1:] != ranked[:-1]] if len(ranked) else np.zeros(0, bool)
+    first = np.ones(len(order), bool)
+    first[1:] = ranked[1:] != ranked[:-1]
     out[ranked[first]] = order[first]
     return out
 
@@ -165,10 +168,10 @@ def make_line(indices: np.ndarray, proposals: Proposals, scores: np.ndarray, cfg
 
 
 def _keep(line: TextLine, cfg: LineConfig) -> bool:
-    """Step 4's filters."""
+    """Step 4's filters (the proposal count is checked before fitting)."""
     height = line.height
-    return (len(line.indices) >= cfg.min_proposals and height > 0 and line.width / height >= cfg.min_ratio
-            and line.score >= cfg.min_score and line.width >= cfg.min_width)
+    return (height > 0 and line.width / height >= cfg.min_ratio and line.score >= cfg.min_score
+            and line.width >= cfg.min_width)
 
 
 def nms_quads(quads: list[np.ndarray], scores: np.ndarray, threshold: float) -> np.ndarray:
@@ -190,7 +193,7 @@ def build_lines(proposals: Proposals, cfg: LineConfig | None = None) -> list[Tex
         return []
     scores = normalize_scores(proposals.scores) if cfg.normalize_scores else proposals.scores
     successor = link_proposals(proposals.boxes, scores, cfg)
-    lines = [make_line(chain, proposals, scores, cfg) for chain in chains(successor)]
+    lines = [make_line(chain, proposals, scores, cfg) for chain in chains(successor) if len(chain) >= cfg.min_proposals]
     lines = [line for line in lines if _keep(line, cfg)]
     if not lines:
         return []

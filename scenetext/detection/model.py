@@ -6,10 +6,13 @@ Input: ``(B, 3, H, W)`` RGB, normalised by :func:`normalize` (``(rgb / 255 - MEA
 ImageNet statistics), any ``H`` and ``W``: the model pads the bottom and right to a multiple of 16
 with zeros (the mean colour), so the feature map is ``ceil(H / 16) x ceil(W / 16)``.
 
-Variants: ``"small"`` is designed for a CPU and trained from scratch: plain 3x3 convs while the
-channel count is small, then depthwise-separable blocks at stride 16 whose dilations (2, 4) widen
-the receptive field to tall text cheaply. ``"vgg16"`` is the paper's VGG16 conv1..conv5_3 (no
-pool5) with its 512-wide head: a GPU model.
+Variants: ``"small"`` is designed for a CPU and trained from scratch: strided plain 3x3 convs
+while the channel count is small (16-32-64 channels down to stride 8), then depthwise-separable
+blocks (64, then 128 channels at stride 16) whose dilations (2, 4) widen the receptive field to
+about 310 px, enough for the tallest anchor (283 px), at little cost. Measured on a CPU, the
+depthwise blocks beat plain convs of the same widths (about 35 % less backbone time). 0.48 M
+parameters. ``"vgg16"`` is the paper's VGG16 conv1..conv5_3 (no pool5) with its 512-wide head
+(128 hidden per LSTM direction): a GPU model.
 """
 
 from __future__ import annotations
@@ -63,12 +66,13 @@ class CTPNConfig:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
-def normalize(rgb: np.ndarray) -> torch.Tensor:
-    """RGB uint8 ``(H, W, 3)`` to the model's ``(1, 3, H, W)`` float input."""
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255)
-    mean = torch.tensor(MEAN).view(3, 1, 1)
-    std = torch.tensor(STD).view(3, 1, 1)
-    return ((x - mean) / std).unsqueeze(0)
+def normalize(rgb: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """RGB uint8 ``(H, W, 3)`` or ``(B, H, W, 3)`` to the model's ``(B, 3, H, W)`` float input."""
+    x = torch.as_tensor(np.ascontiguousarray(rgb) if isinstance(rgb, np.ndarray) else rgb)
+    x = x.reshape(-1, *x.shape[-3:]).permute(0, 3, 1, 2).float()
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1) * 255
+    std = torch.tensor(STD).view(1, 3, 1, 1) * 255
+    return (x - mean) / std
 
 
 class ConvBN(nn.Module):

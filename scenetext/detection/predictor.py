@@ -81,7 +81,7 @@ class Detector:
 
     def detect(self, rgb: np.ndarray, level: str = "line") -> list[DetectedText]:
         """Text in an RGB uint8 ``(H, W, 3)`` image: one quadrilateral per line (``level="line"``)
-        or per word (``level="word"``), best score first."""
+        or per word (``level="word"``), lines best score first, a line's words left to right."""
         if level not in ("line", "word"):
             raise ValueError(f"level must be 'line' or 'word', got {level!r}")
         found = [item for scale in self.scales for item in self._detect_at(rgb, scale, level)]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .anchors import ANCHOR_HEIGHTS, decode_side, decode_vertical, make_anchors
+from .anchors import ANCHOR_HEIGHTS, ANCHOR_WIDTH, decode_side, decode_vertical, make_anchors
 
 
 @dataclass
@@ -23,25 +23,31 @@ class Proposals:
         return Proposals(self.boxes[index], self.scores[index], self.side_x[index])
 
 
-def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one ``(4,)`` box with ``(N, 4)`` boxes (0 where the union is empty)."""
-    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    inter = w * h
-    union = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+def slice_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Greedy non-maximum suppression for slices on the 16-px grid: indices kept, best first.
 
-
-def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
-    """Greedy non-maximum suppression: indices of kept boxes, best score first. A box is dropped
-    when its IoU with a kept, better box is above ``threshold``."""
-    order = np.argsort(-scores, kind="stable")
-    keep = []
-    while order.size:
-        best, order = order[0], order[1:]
-        keep.append(best)
-        order = order[box_iou(boxes[best], boxes[order]) <= threshold]
-    return np.asarray(keep, dtype=np.int64)
+    A box is dropped when its IoU with a kept, better box is above ``threshold``. Slices overlap
+    only within their own column, where they share the x range and IoU is the vertical overlap
+    over the vertical union, so all columns are suppressed together, one rank at a time: the
+    loop runs (slices per column) times instead of (kept slices) times.
+    """
+    columns = np.rint(boxes[:, 0] / ANCHOR_WIDTH).astype(np.int64)
+    order = np.lexsort((-scores, columns))  # by column, best first within a column
+    _, group, counts = np.unique(columns[order], return_inverse=True, return_counts=True)
+    rank = np.arange(len(order)) - np.repeat(np.cumsum(counts) - counts, counts)
+    grid = np.full((len(counts), counts.max(initial=0)), -1, dtype=np.int64)
+    grid[group, rank] = order
+    y0, y1 = boxes[grid, 1], boxes[grid, 3]
+    alive = grid >= 0
+    for r in range(grid.shape[1] - 1):
+        rows = np.flatnonzero(alive[:, r])
+        top, bottom = y0[rows, r, None], y1[rows, r, None]
+        inter = np.clip(np.minimum(bottom, y1[rows, r + 1 :]) - np.maximum(top, y0[rows, r + 1 :]), 0, None)
+        union = (bottom - top) + (y1[rows, r + 1 :] - y0[rows, r + 1 :]) - inter
+        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        alive[rows, r + 1 :] &= iou <= threshold
+    keep = grid[alive]
+    return keep[np.argsort(-scores[keep], kind="stable")]
 
 
 def text_probability(scores: np.ndarray) -> np.ndarray:
@@ -54,7 +60,8 @@ def decode_proposals(scores: np.ndarray, vertical: np.ndarray, side: np.ndarray,
                      heights=ANCHOR_HEIGHTS) -> Proposals:
     """Proposals from one image's outputs (``(h, w, k, 2)``, ``(h, w, k, 2)``, ``(h, w, k)`` arrays).
 
-    Each anchor gives the box ``x0 = 16 * col``, ``x1 = x0 + 16`` with the decoded vertical extent,
+    Each anchor gives the box ``x0 = 16 * col``, ``x1 = x0 + 16`` (continuous coordinates: the
+    original code's inclusive pixel box ``[x0, x0 + 15]``) with the decoded vertical extent,
     clipped to ``image_size = (height, width)``; those scoring above ``score_threshold`` go
     through NMS at ``nms_threshold``.
     """
@@ -67,4 +74,4 @@ def decode_proposals(scores: np.ndarray, vertical: np.ndarray, side: np.ndarray,
     boxes = np.clip(boxes, 0, [width, height, width, height]).astype(np.float32)
     side_x = decode_side((anchors[:, 0] + anchors[:, 2]) / 2, side[keep])
     proposals = Proposals(boxes, prob[keep].astype(np.float32), side_x)
-    return proposals.take(nms(boxes, proposals.scores, nms_threshold))
+    return proposals.take(slice_nms(boxes, proposals.scores, nms_threshold))

@@ -122,7 +122,9 @@ def _best_per_anchor(flat: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, 
     """For entries ``(anchor flat, value)``: the distinct anchors and, for each, the position of
     its entry with the largest value."""
     order = np.lexsort((values, flat))
-    last = np.r_[flat[order][1:] != flat[order][:-1], True]
+    ranked = flat[order]
+    last = np.ones(len(order), bool)
+    last[:-1] = ranked[1:] != ranked[:-1]
     chosen = order[last]
     return flat[chosen], chosen
 

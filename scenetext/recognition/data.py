@@ -9,30 +9,16 @@ come back as a reason string instead of a sample; the collate function counts an
 from __future__ import annotations
 
 import random
-import zlib
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..data.render_text import degrade, homography
+from ..training import sample_rng
 from .charset import Charset
 from .preprocess import min_frames, pad_batch, prepare_crop
 
 MAX_TRAIN_WIDTH = 512
-
-
-def sample_rng(seed: int, index: int, stream: int = 0) -> random.Random:
-    return random.Random((seed * 1_000_003 + index) * 7 + stream)
-
-
-def split_holdout(samples, fraction: float):
-    """Deterministic train/held-out split by a hash of each image path (stable across runs)."""
-    train, held = [], []
-    for s in samples:
-        h = zlib.crc32(str(Path(s.image).name).encode() + str(Path(s.image).parent.parent.name).encode())
-        (held if (h % 10_000) < fraction * 10_000 else train).append(s)
-    return train, held
 
 
 def augment_real(rng: random.Random, img: np.ndarray) -> np.ndarray:
@@ -119,32 +105,6 @@ class WordDataset:
             return self.source(index)
         except Exception as e:  # a broken font or file must not stop training
             return f"error: {type(e).__name__}"
-
-
-class StepSampler:
-    """Indices start*batch ... end*batch in order, so resuming at a step replays nothing."""
-
-    def __init__(self, start_step: int, end_step: int, batch_size: int):
-        self.start, self.end, self.bs = start_step, end_step, batch_size
-
-    def __iter__(self):
-        return iter(range(self.start * self.bs, self.end * self.bs))
-
-    def __len__(self):
-        return (self.end - self.start) * self.bs
-
-
-def worker_init(_worker_id: int) -> None:
-    """One thread per data worker: the model's threads get the cores. Workers ignore Ctrl-C and
-    SIGTERM: the main process catches them, writes a checkpoint and shuts the workers down."""
-    import signal
-
-    import torch
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
 
 
 class BucketCollate:

@@ -9,8 +9,6 @@ slice of the real training crops and on any folders given, printed and appended 
 from __future__ import annotations
 
 import json
-import math
-import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,9 +19,10 @@ import torch.nn.functional as F
 
 from .. import checkpoint
 from ..data.formats import read_rec_set
+from ..training import StepSampler, StopSignal, lr_at, split_holdout, worker_init
 from .charset import Charset
-from .data import BucketCollate, StepSampler, WordDataset, WordSampleSource, split_holdout, worker_init
-from .evaluate import evaluate_crops, evaluate_folder
+from .data import BucketCollate, WordDataset, WordSampleSource
+from .evaluate import evaluate_crops
 from .model import CRNN, CRNNConfig, count_parameters
 from .predictor import Recognizer
 
@@ -52,33 +51,6 @@ class RecTrainConfig:
     resume: bool = True
     stop_at: int | None = None  # checkpoint and stop at this step (the LR schedule still follows `steps`)
     init: str | None = None  # start from these weights (fine-tuning) instead of from scratch
-
-
-def lr_at(step: int, cfg: RecTrainConfig) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
-
-
-class _Stop:
-    """Turns SIGINT/SIGTERM into a flag so the loop can checkpoint and exit cleanly."""
-
-    def __init__(self):
-        self.requested = False
-        self._old = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.requested = True
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 def _print(msg: str, log=None):
@@ -167,7 +139,7 @@ def train(cfg: RecTrainConfig) -> Path:
 
     last_save = time.time()
     t_window, n_window, loss_window = time.time(), 0, []
-    with _Stop() as stop, open(log_path, "a") as log:
+    with StopSignal() as stop, open(log_path, "a") as log:
         for batches, skipped in loader:
             for k, v in skipped.items():
                 skipped_total[k] = skipped_total.get(k, 0) + v

@@ -1,0 +1,198 @@
+"""Training loop for the CTPN detector (`scenetext train det`).
+
+Synthetic scenes rendered on the fly (their line regions) are mixed with real photo folders;
+each sample is a function of (seed, index), so a run resumed from ``last.pt`` continues exactly.
+Checkpoints are written every few minutes, at the end and on Ctrl-C/SIGTERM; validation (ICDAR
+2015 IoU protocol) runs periodically on a held-out slice of the real training photos and on any
+folders given, printed as a table and appended to ``log.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import checkpoint
+from ..data.formats import DetSample, read_det_set
+from ..evaluation.iou import evaluate_iou
+from ..imageio import load_image
+from ..training import StepSampler, StopSignal, lr_at, split_holdout, worker_init
+from .data import AugmentConfig, DetDataset, DetSampleSource, collate
+from .loss import ctpn_loss
+from .model import CTPN, CTPNConfig, count_parameters, normalize
+from .predictor import Detector
+
+
+@dataclass
+class DetTrainConfig:
+    out: str = "runs/det"
+    steps: int = 60_000
+    batch_size: int = 4
+    lr: float = 1e-3
+    warmup: int = 500
+    weight_decay: float = 1e-4
+    real: list[str] = field(default_factory=list)  # detection set folders (images/ + gt/)
+    real_ratio: float = 0.3
+    holdout: float = 0.05
+    val: list[str] = field(default_factory=list)
+    val_every: int = 2000
+    val_limit: int | None = 100  # photos per validation set
+    val_level: str = "word"
+    val_scale: int = 600
+    log_every: int = 50
+    seed: int = 0
+    workers: int = 1
+    threads: int = 2
+    checkpoint_minutes: float = 5.0
+    variant: str = "small"
+    crop: tuple[int, int] = (480, 640)  # (height, width)
+    short_side: tuple[int, int] = (400, 800)
+    max_rotation: float = 5.0
+    resume: bool = True
+    init: str | None = None  # start from these weights (fine-tuning) instead of from scratch
+
+
+def _print(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def validate(model: CTPN, sets: dict[str, list[DetSample]], cfg: DetTrainConfig) -> dict[str, dict]:
+    """ICDAR 2015 IoU scores of the model on each set (``###`` regions ignored)."""
+    detector = Detector(model, scales=(cfg.val_scale,))
+    results = {}
+    for name, samples in sets.items():
+        gt, ignore, found = [], [], []
+        start = time.perf_counter()
+        for sample in samples:
+            detections = detector.detect(load_image(sample.image), level=cfg.val_level)
+            gt.append([r.points for r in sample.regions])
+            ignore.append([r.ignore for r in sample.regions])
+            found.append([d.quad for d in detections])
+        seconds = time.perf_counter() - start
+        results[name] = {**evaluate_iou(gt, ignore, found).to_dict(), "n_images": len(samples),
+                         "seconds_per_image": seconds / max(1, len(samples))}
+    model.train()
+    return results
+
+
+def _print_table(step: int, results: dict[str, dict]) -> None:
+    _print(f"validation at step {step}")
+    _print(f"  {'set':<16}{'images':>7}{'P':>8}{'R':>8}{'H':>8}{'s/img':>8}")
+    for name, r in results.items():
+        _print(f"  {name:<16}{r['n_images']:>7}{r['precision']:>8.4f}{r['recall']:>8.4f}{r['hmean']:>8.4f}"
+               f"{r['seconds_per_image']:>8.2f}")
+
+
+def _val_sets(cfg: DetTrainConfig, holdout: list[DetSample]) -> dict[str, list[DetSample]]:
+    sets = {"holdout": holdout[: cfg.val_limit]} if holdout else {}
+    for folder in cfg.val:
+        sets[Path(folder).name] = read_det_set(folder)[: cfg.val_limit]
+    return sets
+
+
+def _train_step(model: CTPN, opt, batch, step: int, cfg: DetTrainConfig, skipped: dict, losses: list) -> int:
+    """One optimiser step on a batch (None when every sample was bad); returns the next step."""
+    if batch is None:
+        return step + 1
+    for group in opt.param_groups:
+        group["lr"] = lr_at(step, cfg)
+    terms = ctpn_loss(model(normalize(batch["images"])), batch)
+    if torch.isfinite(terms["loss"]):
+        opt.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        losses.append({k: float(v.detach()) for k, v in terms.items()})
+    else:
+        skipped["non-finite loss"] = skipped.get("non-finite loss", 0) + 1
+    return step + 1
+
+
+def train(cfg: DetTrainConfig, renderer_factory=None) -> Path:
+    """Train (or resume) a detector; returns the path of ``last.pt``. ``renderer_factory``
+    replaces the default :class:`~scenetext.data.render_scenes.SceneRenderer`."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(cfg.threads)
+    last_path, best_path, log_path = out / "last.pt", out / "best.pt", out / "log.jsonl"
+
+    state = checkpoint.load(last_path, kind="ctpn") if cfg.resume and last_path.is_file() else None
+    model_cfg = CTPNConfig.from_dict(state["config"]) if state else CTPNConfig(variant=cfg.variant)
+    torch.manual_seed(cfg.seed)
+    model = CTPN(model_cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, best, skipped_total = 0, -1.0, {}
+    if state is not None:
+        model.load_state_dict(state["state_dict"])
+        opt.load_state_dict(state["train"]["optimizer"])
+        step, best = state["train"]["step"], state["train"]["best"]
+        skipped_total = state["train"]["skipped"]
+        torch.set_rng_state(state["train"]["torch_rng"])
+        _print(f"resuming from {last_path} at step {step}")
+    elif cfg.init:
+        model.load_state_dict(checkpoint.load(cfg.init, kind="ctpn")["state_dict"])
+        _print(f"initialised from {cfg.init}")
+    model.train()
+    _print(f"CTPN-{model_cfg.variant}: {count_parameters(model):,} parameters")
+
+    real = [sample for folder in cfg.real for sample in read_det_set(folder)]
+    real_train, holdout = split_holdout(real, cfg.holdout)
+    _print(f"real photos: {len(real_train)} for training, {len(holdout)} held out; real ratio {cfg.real_ratio}")
+    val_sets = _val_sets(cfg, holdout)
+
+    augment = AugmentConfig(crop=tuple(cfg.crop), short_side=tuple(cfg.short_side), max_rotation=cfg.max_rotation)
+    source = DetSampleSource(real_train, cfg.real_ratio, cfg.seed, augment, heights=model_cfg.anchor_heights,
+                             renderer_factory=renderer_factory)
+    loader = torch.utils.data.DataLoader(
+        DetDataset(source), batch_size=cfg.batch_size, sampler=StepSampler(step, cfg.steps, cfg.batch_size),
+        num_workers=cfg.workers, collate_fn=collate, worker_init_fn=worker_init,
+        prefetch_factor=2 if cfg.workers else None,
+    )
+
+    def save_checkpoint(path: Path, meta: dict | None = None) -> None:
+        checkpoint.save(path, {
+            "kind": "ctpn", "config": model_cfg.to_dict(), "state_dict": model.state_dict(),
+            "meta": {"step": step, "train_config": asdict(cfg), **(meta or {})},
+            "train": {"step": step, "optimizer": opt.state_dict(), "best": best, "skipped": skipped_total,
+                      "torch_rng": torch.get_rng_state()},
+        })
+
+    last_save = time.time()
+    window_start, losses = time.time(), []
+    with StopSignal() as stop, open(log_path, "a") as log:
+        for batch, skipped in loader:
+            for reason, count in skipped.items():
+                skipped_total[reason] = skipped_total.get(reason, 0) + count
+            step = _train_step(model, opt, batch, step, cfg, skipped_total, losses)
+            if step % cfg.log_every == 0 and losses:
+                mean = {k: float(np.mean([terms[k] for terms in losses])) for k in losses[0]}
+                rate = len(losses) * cfg.batch_size / (time.time() - window_start)
+                _print(f"step {step} loss {mean['loss']:.4f} (cls {mean['cls']:.4f} vertical {mean['vertical']:.4f} "
+                       f"side {mean['side']:.4f}) lr {lr_at(step, cfg):.2e} {rate:.1f} images/s")
+                log.write(json.dumps({"step": step, **mean, "lr": lr_at(step, cfg), "images_per_s": rate,
+                                      "time": time.time()}) + "\n")
+                log.flush()
+                window_start, losses = time.time(), []
+            if val_sets and (step % cfg.val_every == 0 or step >= cfg.steps):
+                results = validate(model, val_sets, cfg)
+                _print_table(step, results)
+                log.write(json.dumps({"step": step, "val": results, "skipped": skipped_total,
+                                      "time": time.time()}) + "\n")
+                log.flush()
+                if "holdout" in results and results["holdout"]["hmean"] > best:
+                    best = results["holdout"]["hmean"]
+                    save_checkpoint(best_path, {"holdout_hmean": best})
+            if stop.requested or time.time() - last_save > cfg.checkpoint_minutes * 60 or step >= cfg.steps:
+                save_checkpoint(last_path)
+                last_save = time.time()
+                if stop.requested:
+                    _print(f"stopped at step {step}; checkpoint {last_path}")
+                    break
+    if skipped_total:
+        _print("skipped samples: " + ", ".join(f"{k}: {v}" for k, v in sorted(skipped_total.items())))
+    return last_path
