@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 
@@ -42,8 +41,9 @@ def bench_synth_scenes(n: int = 200) -> dict:
 
 
 def bench_recognizer(batches: int = 20) -> dict | None:
-    from scenetext.recognition.predictor import DEFAULT_WEIGHTS, Recognizer, fold_batchnorm
+    from scenetext.nn import fold_batchnorm
     from scenetext.recognition.model import CRNN
+    from scenetext.recognition.predictor import DEFAULT_WEIGHTS, Recognizer
 
     if DEFAULT_WEIGHTS.is_file():
         rec, source = Recognizer.load(), "shipped weights"

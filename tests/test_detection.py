@@ -20,9 +20,15 @@ from scenetext.detection.anchors import (
     feature_size,
     make_anchors,
 )
-from scenetext.detection.lines import LineConfig, build_lines, connect, nms_quads, split_words
+from scenetext.detection.lines import (
+    LineConfig,
+    build_lines,
+    connect,
+    nms_quads,
+    split_words,
+)
 from scenetext.detection.loss import ctpn_loss
-from scenetext.detection.model import CTPN, CTPNConfig, fold_batchnorm
+from scenetext.detection.model import CTPN, CTPNConfig
 from scenetext.detection.predictor import Detector
 from scenetext.detection.proposals import Proposals, decode_proposals, slice_nms
 from scenetext.detection.targets import (
@@ -35,6 +41,7 @@ from scenetext.detection.targets import (
     slice_regions,
 )
 from scenetext.evaluation.iou import polygon
+from scenetext.nn import fold_batchnorm
 
 
 def box_region(x0, y0, x1, y1, text="word"):

@@ -10,11 +10,22 @@ from click.testing import CliRunner
 
 from scenetext import checkpoint
 from scenetext.cli import main
+from scenetext.nn import fold_batchnorm
 from scenetext.recognition.charset import Charset
-from scenetext.recognition.decode import Lexicon, beam_decode, greedy_decode, lexicon_decode
+from scenetext.recognition.decode import (
+    Lexicon,
+    beam_decode,
+    greedy_decode,
+    lexicon_decode,
+)
 from scenetext.recognition.model import CRNN, CRNNConfig
-from scenetext.recognition.predictor import Recognizer, fold_batchnorm
-from scenetext.recognition.preprocess import min_frames, pad_batch, prepare_crop, target_width
+from scenetext.recognition.predictor import Recognizer
+from scenetext.recognition.preprocess import (
+    min_frames,
+    pad_batch,
+    prepare_crop,
+    target_width,
+)
 
 
 def frames_for(charset, path, T=None):
@@ -126,11 +137,12 @@ def test_checkpoint_roundtrip_fp16(tmp_path):
 
 
 def _tiny_real_set(tmp_path):
+    import random
+
     import cv2
 
     from scenetext.data.formats import write_rec_set
     from scenetext.data.render_words import WordRenderer
-    import random
 
     folder = tmp_path / "real"
     (folder / "images").mkdir(parents=True)

@@ -10,13 +10,12 @@ from click.testing import CliRunner
 from scenetext.cli import main
 from scenetext.data.backgrounds import BackgroundPool
 from scenetext.data.datasets import SynthSceneDataset, SynthWordDataset
-from scenetext.data.fonts import FontPool, discover_fonts, read_caveats
+from scenetext.data.fonts import FontPool, default_font, discover_fonts, read_caveats
 from scenetext.data.formats import read_det_set, read_rec_set
 from scenetext.data.render_scenes import SceneRenderer, SceneStyle
 from scenetext.data.render_text import draw_text
 from scenetext.data.render_words import WordRenderer
 from scenetext.data.text_sampler import DEFAULT_WEIGHTS, TextSampler
-from scenetext.data.fonts import default_font
 from scenetext.recognition.charset import Charset
 
 

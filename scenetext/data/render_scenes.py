@@ -18,7 +18,15 @@ import numpy as np
 from .backgrounds import BackgroundPool
 from .fonts import FontPool, get_font
 from .formats import Region
-from .render_text import box_corners, compose_text, degrade, draw_text, fit_homography, homography, warp_points
+from .render_text import (
+    box_corners,
+    compose_text,
+    degrade,
+    draw_text,
+    fit_homography,
+    homography,
+    warp_points,
+)
 from .text_sampler import TextSampler
 
 

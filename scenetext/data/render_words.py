@@ -10,7 +10,15 @@ import numpy as np
 
 from .backgrounds import BackgroundPool
 from .fonts import FontPool, get_font
-from .render_text import compose_text, curve_remap, degrade, draw_text, fit_homography, homography, ink_box
+from .render_text import (
+    compose_text,
+    curve_remap,
+    degrade,
+    draw_text,
+    fit_homography,
+    homography,
+    ink_box,
+)
 from .text_sampler import TextSampler
 
 

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..nn import ConvBN
 from .anchors import ANCHOR_HEIGHTS, STRIDE
 
 MEAN = (0.485, 0.456, 0.406)
@@ -75,26 +76,11 @@ def normalize(rgb: np.ndarray | torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
-class ConvBN(nn.Module):
-    """Conv (no bias) + BatchNorm + optional ReLU; :func:`fold_batchnorm` merges the BN."""
-
-    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, dilation: int = 1,
-                 groups: int = 1, relu: bool = True):
-        super().__init__()
-        padding = dilation * (kernel // 2)
-        self.conv = nn.Conv2d(cin, cout, kernel, stride, padding, dilation, groups=groups, bias=False)
-        self.bn = nn.BatchNorm2d(cout)
-        self.act = nn.ReLU(inplace=True) if relu else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.bn(self.conv(x)))
-
-
 def _layer(kind: str, cin: int, cout: int, stride: int, dilation: int) -> nn.Module:
     if kind == "conv":
-        return ConvBN(cin, cout, 3, stride, dilation)
+        return ConvBN(cin, cout, 3, stride=stride, dilation=dilation)
     if kind == "dw":
-        return nn.Sequential(ConvBN(cin, cin, 3, stride, dilation, groups=cin), ConvBN(cin, cout, 1))
+        return nn.Sequential(ConvBN(cin, cin, 3, stride=stride, dilation=dilation, groups=cin), ConvBN(cin, cout, 1))
     if kind == "pool":
         return nn.MaxPool2d(stride, stride)
     raise ValueError(f"unknown backbone layer kind {kind!r}")
@@ -143,22 +129,3 @@ class CTPN(nn.Module):
             "vertical": out[..., 2 * k : 4 * k].reshape(b, h, w, k, 2),
             "side": out[..., 4 * k :],
         }
-
-
-def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """Fold every eval-mode BatchNorm of a :class:`ConvBN` into its conv, in place (same outputs,
-    one pass less over memory). Use on inference models only."""
-    for module in model.modules():
-        if isinstance(module, ConvBN) and isinstance(module.bn, nn.BatchNorm2d):
-            conv, bn = module.conv, module.bn
-            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                              conv.dilation, groups=conv.groups, bias=True)
-            fused.weight.data = conv.weight.data * scale[:, None, None, None]
-            fused.bias.data = bn.bias.data - bn.running_mean * scale
-            module.conv, module.bn = fused, nn.Identity()
-    return model
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

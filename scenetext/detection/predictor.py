@@ -10,8 +10,9 @@ import numpy as np
 import torch
 
 from .. import checkpoint
+from ..nn import fold_batchnorm
 from .lines import LineConfig, connect, nms_quads
-from .model import CTPN, CTPNConfig, fold_batchnorm, normalize
+from .model import CTPN, CTPNConfig, normalize
 from .proposals import decode_proposals
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "ctpn.pt"

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .anchors import ANCHOR_HEIGHTS, ANCHOR_WIDTH, decode_side, decode_vertical, make_anchors
+from .anchors import (
+    ANCHOR_HEIGHTS,
+    ANCHOR_WIDTH,
+    decode_side,
+    decode_vertical,
+    make_anchors,
+)
 
 
 @dataclass

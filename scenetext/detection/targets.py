@@ -36,7 +36,14 @@ import shapely
 
 from ..data.formats import Region
 from ..evaluation.iou import polygon
-from .anchors import ANCHOR_HEIGHTS, STRIDE, encode_side, encode_vertical, feature_size, make_anchors
+from .anchors import (
+    ANCHOR_HEIGHTS,
+    STRIDE,
+    encode_side,
+    encode_vertical,
+    feature_size,
+    make_anchors,
+)
 
 IGNORE, NEGATIVE, POSITIVE = -1, 0, 1
 

@@ -19,12 +19,12 @@ import torch
 
 from .. import checkpoint
 from ..data.formats import DetSample, read_det_set
-from ..evaluation.iou import evaluate_iou
-from ..imageio import load_image
+from ..nn import count_parameters
 from ..training import StepSampler, StopSignal, lr_at, split_holdout, worker_init
 from .data import AugmentConfig, DetDataset, DetSampleSource, collate
+from .evaluate import evaluate_samples
 from .loss import ctpn_loss
-from .model import CTPN, CTPNConfig, count_parameters, normalize
+from .model import CTPN, CTPNConfig, normalize
 from .predictor import Detector
 
 
@@ -64,28 +64,17 @@ def _print(msg: str) -> None:
 def validate(model: CTPN, sets: dict[str, list[DetSample]], cfg: DetTrainConfig) -> dict[str, dict]:
     """ICDAR 2015 IoU scores of the model on each set (``###`` regions ignored)."""
     detector = Detector(model, scales=(cfg.val_scale,))
-    results = {}
-    for name, samples in sets.items():
-        gt, ignore, found = [], [], []
-        start = time.perf_counter()
-        for sample in samples:
-            detections = detector.detect(load_image(sample.image), level=cfg.val_level)
-            gt.append([r.points for r in sample.regions])
-            ignore.append([r.ignore for r in sample.regions])
-            found.append([d.quad for d in detections])
-        seconds = time.perf_counter() - start
-        results[name] = {**evaluate_iou(gt, ignore, found).to_dict(), "n_images": len(samples),
-                         "seconds_per_image": seconds / max(1, len(samples))}
+    results = {name: evaluate_samples(detector, samples, "iou", cfg.val_level) for name, samples in sets.items()}
     model.train()
     return results
 
 
 def _print_table(step: int, results: dict[str, dict]) -> None:
     _print(f"validation at step {step}")
-    _print(f"  {'set':<16}{'images':>7}{'P':>8}{'R':>8}{'H':>8}{'s/img':>8}")
+    _print(f"  {'set':<16}{'images':>7}{'P':>8}{'R':>8}{'H':>8}{'ms/img':>8}")
     for name, r in results.items():
         _print(f"  {name:<16}{r['n_images']:>7}{r['precision']:>8.4f}{r['recall']:>8.4f}{r['hmean']:>8.4f}"
-               f"{r['seconds_per_image']:>8.2f}")
+               f"{r['ms_per_image']:>8.0f}")
 
 
 def _val_sets(cfg: DetTrainConfig, holdout: list[DetSample]) -> dict[str, list[DetSample]]:

@@ -6,8 +6,17 @@ Conventions: a polygon is an array-like of ``(x, y)`` points; per-image inputs a
 sum the counts over images before computing precision, recall and hmean.
 """
 
-from scenetext.evaluation.deteval import DetEvalScore, evaluate_deteval, evaluate_image_deteval
-from scenetext.evaluation.e2e import E2EScore, evaluate_e2e, evaluate_image_e2e, transcription_match
+from scenetext.evaluation.deteval import (
+    DetEvalScore,
+    evaluate_deteval,
+    evaluate_image_deteval,
+)
+from scenetext.evaluation.e2e import (
+    E2EScore,
+    evaluate_e2e,
+    evaluate_image_e2e,
+    transcription_match,
+)
 from scenetext.evaluation.iou import (
     DetectionScore,
     ImageDetEval,

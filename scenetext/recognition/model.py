@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from ..nn import ConvBN
 from .charset import DEFAULT_CHARS, Charset
 
 # Conv stack per variant: (out_channels, pool) per block; pool is None, (2, 2) or (2, 1).
@@ -46,18 +47,6 @@ class CRNNConfig:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
-class ConvBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, kernel=3, padding=1, stride=1):
-        super().__init__()
-        self.stride = stride
-        self.conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=False)
-        self.bn = nn.BatchNorm2d(cout)
-        self.act = nn.ReLU(inplace=True)
-
-    def forward(self, x):
-        return self.act(self.bn(self.conv(x)))
-
-
 class CRNN(nn.Module):
     def __init__(self, config: CRNNConfig | None = None):
         super().__init__()
@@ -68,13 +57,13 @@ class CRNN(nn.Module):
         blocks, pools = [], []
         cin = config.in_channels
         for i, (cout, pool) in enumerate(spec["blocks"]):
-            blocks.append(ConvBlock(cin, cout, stride=spec["stem_stride"] if i == 0 else 1))
+            blocks.append(ConvBN(cin, cout, stride=spec["stem_stride"] if i == 0 else 1))
             pools.append(pool)
             cin = cout
         self.blocks = nn.ModuleList(blocks)
         self.pools = pools
         # Height 2 -> 1 with a (2, 1) valid conv; width is unchanged.
-        self.last = ConvBlock(cin, spec["last"], kernel=(2, 1), padding=0)
+        self.last = ConvBN(cin, spec["last"], kernel=(2, 1), padding=0)
         hidden = spec["hidden"]
         self.rnn1 = nn.LSTM(spec["last"], hidden, bidirectional=True)
         self.proj1 = nn.Linear(2 * hidden, hidden)
@@ -97,7 +86,7 @@ class CRNN(nn.Module):
         w = widths
         for block, pool in zip(self.blocks, self.pools):
             x = block(x)
-            if w is not None and block.stride == 2:
+            if w is not None and block.conv.stride[1] == 2:
                 w = torch.div(w, 2, rounding_mode="floor")
             x = self._mask(x, w)
             if pool is not None:
@@ -121,7 +110,3 @@ class CRNN(nn.Module):
         packed = nn.utils.rnn.pack_padded_sequence(seq, lengths, enforce_sorted=False)
         out, _ = rnn(packed)
         return nn.utils.rnn.pad_packed_sequence(out, total_length=seq.shape[0])[0]
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

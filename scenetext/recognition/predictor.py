@@ -8,24 +8,12 @@ import numpy as np
 import torch
 
 from .. import checkpoint
+from ..nn import fold_batchnorm
 from .decode import Decoded, Lexicon, beam_decode, greedy_decode, lexicon_decode
 from .model import CRNN, CRNNConfig
 from .preprocess import pad_batch, prepare_crop
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "crnn.pt"
-
-
-def fold_batchnorm(model: CRNN) -> CRNN:
-    """Fold each eval-mode BatchNorm into its conv (same results, fewer passes over memory)."""
-    for block in list(model.blocks) + [model.last]:
-        conv, bn = block.conv, block.bn
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        fused = torch.nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                                bias=True)
-        fused.weight.data = conv.weight.data * scale[:, None, None, None]
-        fused.bias.data = bn.bias.data - bn.running_mean * scale
-        block.conv, block.bn = fused, torch.nn.Identity()
-    return model
 
 
 class Recognizer:

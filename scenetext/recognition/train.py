@@ -19,11 +19,12 @@ import torch.nn.functional as F
 
 from .. import checkpoint
 from ..data.formats import read_rec_set
+from ..nn import count_parameters
 from ..training import StepSampler, StopSignal, lr_at, split_holdout, worker_init
 from .charset import Charset
 from .data import BucketCollate, WordDataset, WordSampleSource
 from .evaluate import evaluate_crops
-from .model import CRNN, CRNNConfig, count_parameters
+from .model import CRNN, CRNNConfig
 from .predictor import Recognizer
 
 
