@@ -1,15 +1,23 @@
 """Command line: a thin click layer over the Python API.
 
+    scenetext run PHOTO_OR_FOLDER... -o OUT    read text in photos (JSON + annotated copies)
     scenetext synth words -n 100000 -o DIR     synthetic word crops (labels.tsv)
     scenetext synth scenes -n 5000 -o DIR      synthetic scenes (gt/ words, gt_lines/ lines)
     scenetext train rec ...                    train the CRNN recogniser
     scenetext eval rec DIR...                  word accuracy on labelled crop folders
+    scenetext eval e2e DIR                     ICDAR 2015 end-to-end scores on a detection set
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -23,6 +31,404 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 @click.version_option(__version__, prog_name="scenetext")
 def main():
     """scenetext: offline scene-text OCR (CTPN detector + CRNN recogniser) for CPUs."""
+
+
+# --------------------------------------------------------------------------------- run
+#: Folder scanning picks files with these extensions (explicitly named files are always tried).
+SCAN_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+ANNOTATED_SUFFIX = ".annotated.jpg"
+JSONL_NAME = "results.jsonl"
+SUMMARY_NAME = "summary.json"
+#: A recognition batch closes at this many images or this many decoded pixels.
+BATCH_IMAGES = 8
+BATCH_PIXELS = 40_000_000
+#: results.jsonl is rewritten (atomically) at most this often, and at the end.
+JSONL_FLUSH_SECONDS = 5.0
+
+
+def make_reader(weights_det=None, weights_rec=None, max_side=None, min_confidence=0.3, lexicon=None,
+                level="line"):
+    """The :class:`~scenetext.reader.Reader` used by ``run`` and ``eval e2e`` (tests replace this)."""
+    from .reader import Reader
+
+    return Reader(detector_weights=weights_det, recognizer_weights=weights_rec, max_side=max_side,
+                  min_confidence=min_confidence, lexicon=lexicon, level=level)
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """An image to read: its path and its output name relative to OUT."""
+
+    source: Path
+    rel: str
+
+
+@dataclass
+class Failure:
+    """An input that could not be processed, and why."""
+
+    path: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "reason": self.reason}
+
+
+def collect_images(inputs: list[Path], recursive: bool, out: Path) -> tuple[list[ImageJob], list[Failure]]:
+    """Images to read from files and folders, and the folders without images.
+
+    Folder images are named relative to their folder, single files by their name. A file reached
+    twice is read once; two different files that would share output names are refused. Hidden
+    files and this tool's own annotated outputs are not picked up from folders.
+    """
+    jobs, failures = [], []
+    sources: set[Path] = set()
+    owners: dict[str, Path] = {}
+    for given in inputs:
+        if given.is_dir():
+            found = _scan_folder(given, recursive, out)
+            if not found:
+                hint = "" if recursive else " (subfolders are read with --recursive)"
+                failures.append(Failure(str(given), f"no images found{hint}"))
+            candidates = [(path, path.relative_to(given).as_posix()) for path in found]
+        else:
+            candidates = [(given, given.name)]
+        for source, rel in candidates:
+            if source.resolve() in sources:
+                continue
+            if rel in owners:
+                failures.append(Failure(str(source), f"output name {rel!r} is already used by {owners[rel]}"))
+                continue
+            sources.add(source.resolve())
+            owners[rel] = source
+            jobs.append(ImageJob(source, rel))
+    return jobs, failures
+
+
+def _scan_folder(folder: Path, recursive: bool, out: Path) -> list[Path]:
+    """Image files in ``folder`` (and its subfolders when ``recursive``), sorted."""
+    out = out.resolve()
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if recursive and not d.startswith("."))
+        for name in sorted(files):
+            path = Path(root) / name
+            if name.startswith(".") or path.suffix.lower() not in SCAN_EXTENSIONS:
+                continue
+            if name.endswith(ANNOTATED_SUFFIX) and path.resolve().is_relative_to(out):
+                continue
+            found.append(path)
+    return found
+
+
+class OutputWriter:
+    """Writes each image's outputs under OUT, every file atomically.
+
+    ``json``: ``OUT/<rel>.json``; ``txt``: ``OUT/<rel>.txt`` (one line of text per line);
+    ``jsonl``: one record per image in ``OUT/results.jsonl``, rewritten atomically every few
+    seconds and at the end. The annotated copy ``OUT/<rel>.annotated.jpg`` is written before the
+    data, so a record on disk means the image is complete.
+    """
+
+    def __init__(self, out: Path, fmt: str, annotate: bool, skip_existing: bool):
+        self.out = out
+        self.fmt = fmt
+        self.annotate = annotate
+        self._records: dict[str, str] = self._existing_records() if fmt == "jsonl" and skip_existing else {}
+        self._last_flush = time.monotonic()
+
+    def _path(self, job: ImageJob, suffix: str) -> Path:
+        return self.out / f"{job.rel}{suffix}"
+
+    def _existing_records(self) -> dict[str, str]:
+        """Records of an earlier run's ``results.jsonl`` (lines that do not parse are dropped)."""
+        path = self.out / JSONL_NAME
+        records = {}
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    records[json.loads(line)["path"]] = line
+                except (ValueError, KeyError, TypeError):
+                    continue
+        return records
+
+    def done(self, job: ImageJob) -> bool:
+        """True when the job's outputs exist from an earlier run (for ``--skip-existing``)."""
+        if self.fmt == "jsonl":
+            return str(job.source) in self._records
+        if self.fmt == "txt":
+            return self._path(job, ".txt").is_file()
+        try:
+            json.loads(self._path(job, ".json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def write_files(self, job: ImageJob, rgb, page) -> None:
+        """The annotated copy and the per-image data file (safe to call from worker threads)."""
+        from .imageio import atomic_save_image, atomic_write_text
+        from .render import render
+
+        if self.annotate:
+            atomic_save_image(self._path(job, ANNOTATED_SUFFIX), render(rgb, page), quality=90)
+        if self.fmt == "json":
+            atomic_write_text(self._path(job, ".json"), page.to_json() + "\n")
+        elif self.fmt == "txt":
+            atomic_write_text(self._path(job, ".txt"), "".join(f"{line.text}\n" for line in page.lines))
+
+    def record(self, job: ImageJob, page) -> None:
+        """Add the page to ``results.jsonl`` (``jsonl`` format; main thread only)."""
+        if self.fmt == "jsonl":
+            self._records[str(job.source)] = page.to_json(indent=None)
+            self.flush(force=False)
+
+    def flush(self, force: bool = True) -> None:
+        """Rewrite ``results.jsonl`` atomically (unless ``force`` is false and it was done recently)."""
+        from .imageio import atomic_write_text
+
+        if self.fmt != "jsonl" or not (force or time.monotonic() - self._last_flush >= JSONL_FLUSH_SECONDS):
+            return
+        atomic_write_text(self.out / JSONL_NAME, "".join(f"{line}\n" for line in self._records.values()))
+        self._last_flush = time.monotonic()
+
+
+@dataclass
+class Tally:
+    """Counts of a run."""
+
+    processed: int = 0
+    lines: int = 0
+    failures: list[Failure] = field(default_factory=list)
+
+
+def _reason(err: BaseException) -> str:
+    """One-line reason for a failure."""
+    from .imageio import ImageLoadError
+
+    if isinstance(err, ImageLoadError):
+        return err.problem
+    return f"{type(err).__name__}: {err}".splitlines()[0]
+
+
+def process_images(reader, jobs: list[ImageJob], writer: OutputWriter, workers: int, fail, done) -> None:
+    """Read ``jobs`` with ``reader`` and write their outputs.
+
+    Decoding (ahead of the model) and writing (behind it) run on ``workers`` threads while the
+    models run on this one; at most one batch plus ``workers`` images are decoded at a time.
+    ``fail(job, reason)`` is called for each image that fails, ``done(job, page)`` for each
+    finished one, in input order.
+    """
+    from .reader import load
+
+    with ThreadPoolExecutor(workers) as pool:
+        writes: deque = deque()
+        try:
+            loading = _prefetch(pool, load, jobs, workers)
+            for batch in _batches(loading, fail):
+                for (job, image), page in _read_batch(reader, batch, fail):
+                    writes.append((job, page, pool.submit(writer.write_files, job, image.rgb, page)))
+                while writes and (len(writes) > workers or writes[0][2].done()):
+                    _finish_write(writes.popleft(), writer, fail, done)
+            while writes:
+                _finish_write(writes.popleft(), writer, fail, done)
+        finally:
+            writer.flush()
+
+
+def _prefetch(pool: ThreadPoolExecutor, load, jobs: list[ImageJob], depth: int):
+    """Yield ``(job, future of the decoded image)``, keeping ``depth`` decodes running ahead."""
+    pending: deque = deque()
+    for job in jobs:
+        pending.append((job, pool.submit(load, job.source)))
+        if len(pending) > depth:
+            yield pending.popleft()
+    yield from pending
+
+
+def _batches(loading, fail):
+    """Group decoded images into batches of at most BATCH_IMAGES images or BATCH_PIXELS pixels."""
+    batch, pixels = [], 0
+    for job, future in loading:
+        try:
+            image = future.result()
+        except Exception as err:  # noqa: BLE001 - one bad file must not stop the run
+            fail(job, _reason(err))
+            continue
+        batch.append((job, image))
+        pixels += image.rgb.shape[0] * image.rgb.shape[1]
+        if len(batch) >= BATCH_IMAGES or pixels >= BATCH_PIXELS:
+            yield batch
+            batch, pixels = [], 0
+    if batch:
+        yield batch
+
+
+def _read_batch(reader, batch, fail) -> list:
+    """``[((job, image), page)]`` for a batch; if the batch fails, its images are retried one by
+    one so that only the image at fault is reported."""
+    try:
+        return list(zip(batch, reader.read_loaded([image for _, image in batch])))
+    except Exception as err:  # noqa: BLE001 - one bad file must not stop the run
+        if len(batch) == 1:
+            fail(batch[0][0], f"processing failed: {_reason(err)}")
+            return []
+    return [item for single in batch for item in _read_batch(reader, [single], fail)]
+
+
+def _finish_write(entry, writer: OutputWriter, fail, done) -> None:
+    """Wait for one image's files, then record it (or report the write failure)."""
+    job, page, future = entry
+    try:
+        future.result()
+    except Exception as err:  # noqa: BLE001 - e.g. disk full: report it and go on
+        fail(job, f"cannot write outputs: {_reason(err)}")
+        return
+    writer.record(job, page)
+    done(job, page)
+
+
+@main.command("run")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("scenetext-out"),
+              show_default=True, help="output folder")
+@click.option("-r", "--recursive", is_flag=True, help="also read images in subfolders of folder inputs")
+@click.option("--format", "fmt", type=click.Choice(["json", "jsonl", "txt"]), default="json", show_default=True,
+              help="json: OUT/<name>.json per image; jsonl: one OUT/results.jsonl; txt: OUT/<name>.txt")
+@click.option("--no-annotate", is_flag=True, help="do not write OUT/<name>.annotated.jpg")
+@click.option("--level", type=click.Choice(["line", "word"]), default="line", show_default=True,
+              help="detect text lines (split into words after reading) or words")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.3, show_default=True,
+              help="drop lines read with a lower confidence")
+@click.option("--max-side", type=click.IntRange(min=64), help="cap on the long side the detector sees")
+@click.option("--lexicon", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="word list (one per line) to constrain reading to")
+@click.option("--skip-existing", is_flag=True, help="skip images whose outputs exist (resume a run)")
+@click.option("-j", "--jobs", "workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="threads decoding and writing images beside the models")
+@click.option("-q", "--quiet", is_flag=True, help="print only errors")
+@click.option("--weights-det", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="detector model file (default: shipped)")
+@click.option("--weights-rec", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="recogniser model file (default: shipped)")
+def run(inputs, out, recursive, fmt, no_annotate, level, min_confidence, max_side, lexicon, skip_existing, workers,
+        quiet, weights_det, weights_rec):
+    """Find and read the text in photos.
+
+    INPUT is any mix of image files and folders. For each image, OUT/<name>.json holds the lines
+    (polygon, text, confidence, words) and OUT/<name>.annotated.jpg shows them drawn on the photo;
+    <name> is the image's path relative to the folder given, or its file name. OUT/summary.json
+    lists counts and failures. Exit status: 0 all read, 1 some failed (the rest are done), 2 usage.
+
+    \b
+    Examples:
+      scenetext run photo.jpg                     # table of lines; ./scenetext-out/photo.jpg.json
+      scenetext run photos/ -o out/ --recursive   # a whole tree, with a progress bar
+      scenetext run photos/ --format jsonl --no-annotate
+      scenetext run photos/ --skip-existing       # resume an interrupted run
+      scenetext run scan.png --level word --lexicon words.txt
+    """
+    from rich.console import Console
+
+    from .imageio import atomic_write_text, check_writable_dir
+
+    try:
+        check_writable_dir(out)
+    except OSError as err:
+        raise click.BadParameter(str(err), param_hint="'-o' / '--out'") from None
+    jobs, failures = collect_images(list(inputs), recursive, out)
+    writer = OutputWriter(out, fmt, not no_annotate, skip_existing)
+    todo = [job for job in jobs if not (skip_existing and writer.done(job))]
+    reader = _load_reader(weights_det, weights_rec, max_side, min_confidence, lexicon, level) if todo else None
+
+    console = Console(stderr=True, highlight=False)
+    tally = Tally()
+    pages = []
+
+    def report(path: str, reason: str) -> None:
+        tally.failures.append(Failure(path, reason))
+        console.print(f"error: {path}: {reason}", markup=False, soft_wrap=True)
+
+    for failure in failures:
+        report(failure.path, failure.reason)
+    start = time.perf_counter()
+    with _progress(console, len(todo), hidden=quiet or len(todo) < 2 or not console.is_terminal) as advance:
+
+        def failed(job: ImageJob, reason: str) -> None:
+            report(str(job.source), reason)
+            advance()
+
+        def finished(job: ImageJob, page) -> None:
+            tally.processed += 1
+            tally.lines += len(page.lines)
+            if len(jobs) == 1:
+                pages.append(page)
+            advance()
+
+        process_images(reader, todo, writer, workers, failed, finished)
+    seconds = time.perf_counter() - start
+    summary = {
+        "images": len(jobs), "processed": tally.processed, "skipped": len(jobs) - len(todo),
+        "failed": len(tally.failures), "lines": tally.lines, "seconds": round(seconds, 3),
+        "images_per_second": round(tally.processed / seconds, 3) if seconds > 0 else 0.0,
+        "failures": [f.to_dict() for f in tally.failures], "version": __version__,
+    }
+    atomic_write_text(out / SUMMARY_NAME, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    if not quiet:
+        _print_outcome(pages, jobs, summary, out)
+    click.get_current_context().exit(1 if tally.failures else 0)
+
+
+def _load_reader(weights_det, weights_rec, max_side, min_confidence, lexicon, level):
+    """The reader with its models loaded, or a clear error before any image is touched."""
+    try:
+        return make_reader(weights_det=weights_det, weights_rec=weights_rec, max_side=max_side,
+                           min_confidence=min_confidence, lexicon=lexicon, level=level).load_models()
+    except (OSError, ValueError) as err:
+        raise click.ClickException(f"cannot load the models: {err}") from None
+
+
+@contextlib.contextmanager
+def _progress(console, total: int, hidden: bool):
+    """A progress bar with ETA on stderr; yields ``advance()`` (a no-op when ``hidden``)."""
+    if hidden:
+        yield lambda: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = [BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), "ETA", TimeRemainingColumn()]
+    with Progress("reading", *columns, console=console) as progress:
+        task = progress.add_task("reading", total=total)
+        yield lambda: progress.advance(task)
+
+
+def _print_outcome(pages, jobs, summary: dict, out: Path) -> None:
+    """One image: its lines as a table. Several: the summary."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    stdout = Console(highlight=False)
+    if len(jobs) == 1 and pages:
+        lines = pages[0].lines
+        stdout.print(f"{jobs[0].source}: {len(lines) or 'no'} line{'' if len(lines) == 1 else 's'} of text",
+                     markup=False, soft_wrap=True)
+        if lines:
+            table = Table("#", "text", "confidence")
+            for i, line in enumerate(lines, 1):
+                table.add_row(str(i), escape(line.text), f"{line.confidence:.2f}")
+            stdout.print(table)
+    elif len(jobs) == 1 and summary["skipped"]:
+        stdout.print(f"{jobs[0].source}: skipped, its outputs exist", markup=False, soft_wrap=True)
+    if len(jobs) > 1:
+        stdout.print(f"{summary['processed']} images read, {summary['lines']} lines, {summary['failed']} failed, "
+                     f"{summary['skipped']} skipped; {summary['images_per_second']:.2f} images/s", markup=False)
+    stdout.print(f"outputs in {out}/", markup=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------------- synth
@@ -171,6 +577,130 @@ def eval_rec(folders, weights, json_out, errors, decoder, lexicon, limit):
         Path(json_out).write_text(json.dumps(results, indent=2) + "\n")
     if errors:
         Path(errors).write_text("".join(f"{a}\t{b}\t{c}\n" for a, b, c in all_errors))
+
+
+@eval_.command("e2e")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--weights-det", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="detector model file (default: shipped)")
+@click.option("--weights-rec", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="recogniser model file (default: shipped)")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="write the figures as JSON")
+@click.option("--limit", type=click.IntRange(min=1), help="first N images (sorted by name)")
+@click.option("--level", type=click.Choice(["line", "word"]), default="word", show_default=True,
+              help="detector level; words are scored either way (lines are split into words)")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.3, show_default=True)
+def eval_e2e(folder, weights_det, weights_rec, json_out, limit, level, min_confidence):
+    """ICDAR 2015 end-to-end scores of the whole pipeline on a detection set (images/ + gt/).
+
+    Word polygons are matched to the ground truth by the IoU protocol (``###`` regions ignored);
+    a match is correct when the texts agree (case-insensitive, the ground truth may drop one
+    leading/trailing punctuation mark). Prints and writes precision, recall, hmean,
+    e2e_precision, e2e_recall, e2e_hmean, n_images and ms_per_image.
+    """
+    from rich.console import Console
+
+    from .data.formats import FormatError, read_det_set
+    from .evaluation.e2e import IGNORE_TEXT, evaluate_e2e
+    from .imageio import ImageLoadError, atomic_write_text
+
+    try:
+        samples = read_det_set(folder)[:limit]
+    except FormatError as err:
+        raise click.ClickException(str(err)) from None
+    reader = _load_reader(weights_det, weights_rec, None, min_confidence, None, level)
+    start = time.perf_counter()
+    pages = []
+    with _progress(Console(stderr=True), len(samples), hidden=False) as advance:
+        try:
+            for page in reader.read_many(s.image for s in samples):
+                pages.append(page)
+                advance()
+        except ImageLoadError as err:
+            raise click.ClickException(str(err)) from None
+    seconds = time.perf_counter() - start
+    score = evaluate_e2e(
+        [[r.points for r in s.regions] for s in samples],
+        [[IGNORE_TEXT if r.ignore else r.text for r in s.regions] for s in samples],
+        [[w.polygon for w in p.words] for p in pages],
+        [[w.text for w in p.words] for p in pages],
+    )
+    result = {**score.to_dict(), "n_images": len(samples),
+              "ms_per_image": round(1000 * seconds / max(len(samples), 1), 1)}
+    click.echo(f"{'':<10}{'precision':>10}{'recall':>10}{'hmean':>10}")
+    for name, prefix in (("detection", ""), ("end2end", "e2e_")):
+        click.echo(f"{name:<10}" + "".join(f"{result[prefix + k]:>10.4f}" for k in ("precision", "recall", "hmean")))
+    click.echo(f"{len(samples)} images, {result['ms_per_image']:.0f} ms per image")
+    if json_out:
+        atomic_write_text(json_out, json.dumps(result, indent=2) + "\n")
+
+
+@train.command("det")
+@click.option("-o", "--out", default="runs/det", show_default=True, help="run folder (checkpoints, log.jsonl)")
+@click.option("--steps", type=click.IntRange(min=1), default=60_000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--real", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="real detection set (images/ + gt/); repeatable")
+@click.option("--real-ratio", type=click.FloatRange(0, 1), default=0.4, show_default=True,
+              help="fraction of images drawn from --real sets (the rest are synthetic scenes)")
+@click.option("--val", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="set to report on during training; repeatable")
+@click.option("--val-every", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option("--val-limit", type=click.IntRange(min=1), default=100, show_default=True, help="photos per --val set")
+@click.option("--variant", type=click.Choice(["small", "vgg16"]), default="small", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--checkpoint-minutes", type=float, default=5.0, show_default=True)
+@click.option("--init", type=click.Path(exists=True, dir_okay=False), help="start from these weights")
+@click.option("--no-resume", is_flag=True, help="ignore OUT/last.pt and start again")
+@click.option("--stop-at", type=click.IntRange(min=1), help="checkpoint and stop at this step (resume later)")
+def train_det(out, steps, batch_size, lr, real, real_ratio, val, val_every, val_limit, variant, seed, workers,
+              threads, checkpoint_minutes, init, no_resume, stop_at):
+    """Train the CTPN detector on synthetic scenes mixed with real detection sets."""
+    from .detection.train import DetTrainConfig
+    from .detection.train import train as run_training
+
+    run_training(DetTrainConfig(
+        out=out, steps=steps, batch_size=batch_size, lr=lr, real=list(real), real_ratio=real_ratio, val=list(val),
+        val_every=val_every, val_limit=val_limit, variant=variant, seed=seed, workers=workers, threads=threads,
+        checkpoint_minutes=checkpoint_minutes, init=init, resume=not no_resume, stop_at=stop_at))
+
+
+@eval_.command("det")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False), help="model file (default: shipped)")
+@click.option("--protocol", type=click.Choice(["iou", "deteval"]), default="iou", show_default=True,
+              help="ICDAR 2015 IoU matching, or ICDAR 2013 DetEval (for line output against word boxes)")
+@click.option("--level", type=click.Choice(["line", "word"]), default="line", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), help="first N images (sorted by name)")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the figures as JSON")
+def eval_det(folder, weights, protocol, level, limit, json_out):
+    """Detection precision, recall and hmean on a set (images/ + gt/), ``###`` regions ignored."""
+    from .detection.evaluate import evaluate_folder
+    from .detection.predictor import Detector
+    from .imageio import atomic_write_text
+
+    r = evaluate_folder(Detector.load(weights), folder, protocol=protocol, level=level, limit=limit)
+    click.echo(f"{'protocol':<10}{'level':<7}{'images':>7}{'precision':>11}{'recall':>9}{'hmean':>9}{'ms/image':>10}")
+    click.echo(f"{protocol:<10}{level:<7}{r['n_images']:>7}{r['precision']:>11.4f}{r['recall']:>9.4f}"
+               f"{r['hmean']:>9.4f}{r['ms_per_image']:>10.0f}")
+    if json_out:
+        keys = ("precision", "recall", "hmean", "n_images", "ms_per_image")
+        atomic_write_text(json_out, json.dumps({k: r[k] for k in keys}, indent=2) + "\n")
+
+
+@main.command("export")
+@click.argument("checkpoint_file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--fp32", is_flag=True, help="keep fp32 weights (default: fp16, half the size)")
+def export(checkpoint_file, out, fp32):
+    """Strip the training state from a checkpoint and write a model file (e.g. into weights/)."""
+    from . import checkpoint
+
+    path = checkpoint.export_weights(checkpoint_file, out, half=not fp32)
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 if __name__ == "__main__":  # pragma: no cover

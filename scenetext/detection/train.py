@@ -55,6 +55,7 @@ class DetTrainConfig:
     max_rotation: float = 5.0
     resume: bool = True
     init: str | None = None  # start from these weights (fine-tuning) instead of from scratch
+    stop_at: int | None = None  # checkpoint and stop at this step (the LR schedule still follows `steps`)
 
 
 def _print(msg: str) -> None:
@@ -176,10 +177,11 @@ def train(cfg: DetTrainConfig, renderer_factory=None) -> Path:
                 if "holdout" in results and results["holdout"]["hmean"] > best:
                     best = results["holdout"]["hmean"]
                     save_checkpoint(best_path, {"holdout_hmean": best})
-            if stop.requested or time.time() - last_save > cfg.checkpoint_minutes * 60 or step >= cfg.steps:
+            stopping = stop.requested or (cfg.stop_at is not None and step >= cfg.stop_at)
+            if stopping or time.time() - last_save > cfg.checkpoint_minutes * 60 or step >= cfg.steps:
                 save_checkpoint(last_path)
                 last_save = time.time()
-                if stop.requested:
+                if stopping:
                     _print(f"stopped at step {step}; checkpoint {last_path}")
                     break
     if skipped_total:

@@ -1,0 +1,274 @@
+"""Reader: the end-to-end pipeline, detect -> crop -> recognise -> words.
+
+    >>> from scenetext import Reader
+    >>> reader = Reader()                      # shipped weights, loaded on first use
+    >>> page = reader.read("photo.jpg")        # path, bytes, numpy RGB or PIL image
+    >>> for line in page.lines:
+    ...     print(line.text, line.confidence, [w.text for w in line.words])
+
+For each image: decode (EXIF orientation applied) -> detect lines (the detector scales big photos
+down itself; crops are always taken from the full-resolution original) -> warp each line upright
+(:mod:`scenetext.crop`; over-long lines are split and merged) -> read every crop of the image,
+or of a batch of images, in one recogniser call (it sorts crops by width and pads per batch) ->
+split each line's text at spaces and place each word on the line from the recogniser's
+character positions, mapped back through the crop's homography -> drop lines that read empty
+or below ``min_confidence``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from . import __version__
+from .crop import (
+    MAX_ASPECT,
+    CropPiece,
+    LineCrop,
+    Reading,
+    crop_line,
+    merge_readings,
+    quad_size,
+    split_crop,
+    word_spans,
+)
+from .imageio import ImageSource, load_image
+from .results import Line, PageResult, Word
+
+if TYPE_CHECKING:
+    from .detection.predictor import Detector
+    from .recognition.decode import Decoded, Lexicon
+    from .recognition.predictor import Recognizer
+
+__all__ = ["LoadedImage", "Reader", "load"]
+
+#: Detections whose quad is thinner than this (pixels) cannot be cropped and are skipped.
+MIN_LINE_SIDE = 2.0
+LEVELS = ("line", "word")
+
+
+@dataclass
+class LoadedImage:
+    """A decoded image: RGB ``uint8`` pixels, the path it came from (if any) and the decode time."""
+
+    rgb: np.ndarray
+    path: str | None
+    decode_ms: float
+
+
+def load(source: ImageSource) -> LoadedImage:
+    """Decode ``source`` with :func:`scenetext.imageio.load_image`, timing it.
+
+    Raises:
+        ImageLoadError: the image cannot be read (the message names the file and the reason).
+    """
+    start = time.perf_counter()
+    rgb = load_image(source)
+    path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
+    return LoadedImage(rgb, path, _ms_since(start))
+
+
+def _ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
+
+
+class Reader:
+    """Finds and reads the text in photos.
+
+    Args:
+        detector: a :class:`~scenetext.detection.predictor.Detector` (or any object with its
+            ``detect(rgb, level)`` method); default: the shipped weights, loaded on first use.
+        recognizer: a :class:`~scenetext.recognition.predictor.Recognizer`; default likewise.
+        device: only ``"cpu"`` is supported.
+        min_confidence: lines read with a lower confidence (0-1) are dropped.
+        level: ``"line"`` (default) detects text lines, ``"word"`` asks the detector for word
+            boxes; either way each detection becomes a :class:`~scenetext.results.Line` whose text
+            is split into words.
+        lexicon: a word list (a :class:`~scenetext.recognition.decode.Lexicon`, a file path or a
+            list of words) for constrained decoding; only when the recogniser is loaded here.
+        max_side: cap on the long side of the image the detector sees (default: the
+            detector's own); only when the detector is loaded here.
+        detector_weights, recognizer_weights: model files to load instead of the shipped ones.
+        max_aspect: crops wider than this many heights are split (see :mod:`scenetext.crop`).
+    """
+
+    def __init__(self, detector: "Detector | None" = None, recognizer: "Recognizer | None" = None,
+                 device: str = "cpu", min_confidence: float = 0.3, level: str = "line",
+                 lexicon: "Lexicon | str | os.PathLike | Sequence[str] | None" = None,
+                 max_side: int | None = None, detector_weights: str | os.PathLike | None = None,
+                 recognizer_weights: str | os.PathLike | None = None, max_aspect: float = MAX_ASPECT):
+        if device != "cpu":
+            raise ValueError(f"device {device!r} is not supported: scenetext runs on the CPU")
+        if level not in LEVELS:
+            raise ValueError(f"level must be 'line' or 'word', got {level!r}")
+        if detector is not None and (max_side is not None or detector_weights is not None):
+            raise ValueError("max_side and detector_weights apply only when the Reader loads the detector")
+        if recognizer is not None and (lexicon is not None or recognizer_weights is not None):
+            raise ValueError("lexicon and recognizer_weights apply only when the Reader loads the recognizer")
+        self.min_confidence = float(min_confidence)
+        self.level = level
+        self.max_aspect = float(max_aspect)
+        self._detector = detector
+        self._recognizer = recognizer
+        self._lexicon = lexicon
+        self._max_side = max_side
+        self._detector_weights = detector_weights
+        self._recognizer_weights = recognizer_weights
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ models
+
+    @property
+    def detector(self) -> "Detector":
+        """The detector, loaded on first access."""
+        with self._lock:
+            if self._detector is None:
+                from .detection.predictor import Detector
+
+                options: dict[str, Any] = {} if self._max_side is None else {"max_side": self._max_side}
+                self._detector = Detector.load(self._detector_weights, **options)
+            return self._detector
+
+    @property
+    def recognizer(self) -> "Recognizer":
+        """The recogniser, loaded on first access."""
+        with self._lock:
+            if self._recognizer is None:
+                from .recognition.predictor import Recognizer
+
+                self._recognizer = Recognizer.load(self._recognizer_weights, lexicon=_as_lexicon(self._lexicon))
+            return self._recognizer
+
+    @property
+    def models(self) -> dict[str, str]:
+        """Identifiers of the models (loads them)."""
+        return {"detector": _model_name(self.detector), "recognizer": _model_name(self.recognizer)}
+
+    def load_models(self) -> "Reader":
+        """Load both models now (they are otherwise loaded on first use); returns ``self``."""
+        _ = self.detector, self.recognizer
+        return self
+
+    # ------------------------------------------------------------------ reading
+
+    def read(self, image: ImageSource) -> PageResult:
+        """Read one image: a path, encoded bytes, an RGB numpy array or a PIL image.
+
+        Raises:
+            ImageLoadError: the image cannot be decoded.
+        """
+        return self.read_loaded([load(image)])[0]
+
+    def read_many(self, images: Iterable[ImageSource], batch_images: int = 8) -> Iterator[PageResult]:
+        """Read many images, ``batch_images`` at a time with one recogniser call per batch.
+
+        Results come in input order. An image that cannot be decoded raises
+        :class:`~scenetext.imageio.ImageLoadError` when its turn comes (the command line
+        catches these per file).
+        """
+        if batch_images < 1:
+            raise ValueError("batch_images must be at least 1")
+        iterator = iter(images)
+        while batch := list(itertools.islice(iterator, batch_images)):
+            yield from self.read_loaded([load(source) for source in batch])
+
+    def read_loaded(self, images: Sequence[LoadedImage]) -> list[PageResult]:
+        """Read already decoded images, recognising all their lines in one recogniser call.
+
+        The recogniser's time is shared among the images in proportion to their crops' widths
+        (at the recogniser's height), so per-image timings add up to the batch's time.
+        """
+        if not images:
+            return []
+        detections, detect_ms = zip(*(self._detect(image.rgb) for image in images))
+        start = time.perf_counter()
+        crops = [[crop_line(image.rgb, quad) for quad in quads] for image, quads in zip(images, detections)]
+        pieces = [[split_crop(crop.image, self.max_aspect) for crop in page] for page in crops]
+        readings = self._recognize(pieces)
+        pages_lines = [self._page_lines(*page) for page in zip(crops, pieces, readings)]
+        shares = _shares([[p.image for line in page for p in line] for page in pieces])
+        recognize_ms = _ms_since(start)
+        models = self.models
+        results = []
+        for image, lines, det_ms, share in zip(images, pages_lines, detect_ms, shares):
+            rec_ms = recognize_ms * share
+            height, width = image.rgb.shape[:2]
+            timings = {"decode": image.decode_ms, "detect": det_ms, "recognize": rec_ms,
+                       "total": image.decode_ms + det_ms + rec_ms}
+            results.append(PageResult(image.path, width, height, lines, timings, dict(models), __version__))
+        return results
+
+    def _detect(self, rgb: np.ndarray) -> tuple[list[np.ndarray], float]:
+        """Line (or word) quads of an image, skipping ones too thin to crop, and the time taken."""
+        start = time.perf_counter()
+        found = self.detector.detect(rgb, level=self.level)
+        quads = [np.asarray(d.quad, dtype=np.float32) for d in found if min(quad_size(d.quad)) >= MIN_LINE_SIDE]
+        return quads, _ms_since(start)
+
+    def _recognize(self, pieces: list[list[list[CropPiece]]]) -> list[list[list[Reading]]]:
+        """Read every piece of every line of every page in one recogniser call."""
+        flat = [p.image for page in pieces for line in page for p in line]
+        decoded = iter(self.recognizer.recognize(flat))
+        return [[[self._reading(next(decoded), p.image) for p in line] for line in page] for page in pieces]
+
+    def _reading(self, decoded: "Decoded", image: np.ndarray) -> Reading:
+        """A decoder result with its character frames turned into crop columns.
+
+        The recogniser scales a crop to height 32 and a width rounded to a multiple of 4
+        (:func:`~scenetext.recognition.preprocess.target_width`); frame ``t`` covers columns
+        ``[4t, 4t + 4)`` of that.
+        """
+        from .recognition.preprocess import target_width
+
+        height, width = image.shape[:2]
+        column = 4.0 * width / target_width(width, height, max_width=self.recognizer.max_width)
+        spans = [(start * column, end * column) for start, end in decoded.char_frames]
+        return Reading(decoded.text, float(decoded.confidence), list(decoded.char_confidences), spans)
+
+    def _page_lines(self, crops: list[LineCrop], pieces: list[list[CropPiece]],
+                    readings: list[list[Reading]]) -> list[Line]:
+        """The kept lines of one page."""
+        lines = (self._line(*args) for args in zip(crops, pieces, readings))
+        return [line for line in lines if line is not None]
+
+    def _line(self, crop: LineCrop, pieces: list[CropPiece], readings: list[Reading]) -> Line | None:
+        """A result line, or ``None`` when it reads empty or below ``min_confidence``."""
+        reading = merge_readings(pieces, readings)
+        text = reading.text.strip()
+        if not text or reading.confidence < self.min_confidence:
+            return None
+        left, _, right, _ = crop.inner
+        words = [Word(crop.span_to_image(span.left, span.right), span.text, span.confidence)
+                 for span in word_spans(reading, left, right)]
+        return Line(crop.quad, text, reading.confidence, words)
+
+
+def _shares(pages: list[list[np.ndarray]]) -> list[float]:
+    """Each page's share of the recogniser's work: its crops' widths at height 32."""
+    work = [sum(32.0 * img.shape[1] / max(img.shape[0], 1) for img in page) for page in pages]
+    total = sum(work)
+    if total == 0:
+        return [1.0 / len(pages)] * len(pages) if pages else []
+    return [w / total for w in work]
+
+
+def _model_name(model: Any) -> str:
+    return str(getattr(model, "name", type(model).__name__))
+
+
+def _as_lexicon(lexicon: "Lexicon | str | os.PathLike | Sequence[str] | None") -> "Lexicon | None":
+    """A :class:`Lexicon` from a lexicon, a word-list file or a sequence of words."""
+    from .recognition.decode import Lexicon
+
+    if lexicon is None or isinstance(lexicon, Lexicon):
+        return lexicon
+    if isinstance(lexicon, (str, os.PathLike)):
+        return Lexicon.from_file(Path(lexicon))
+    return Lexicon(list(lexicon))
