@@ -57,22 +57,112 @@ def bench_recognizer(batches: int = 20) -> dict | None:
             "target": ">= 500"}
 
 
-BENCHES = {"synth-words": bench_synth_words, "synth-scenes": bench_synth_scenes, "rec": bench_recognizer}
+PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "det" / "ic15_test" / "images"
+
+
+def _photos(n: int) -> list[Path]:
+    """1280x720 street photos (ICDAR 2015 test images, used only for timing) or, without
+    ../shared, synthetic scenes written to a temporary folder."""
+    if PHOTOS.is_dir():
+        return sorted(PHOTOS.glob("*.jpg"))[:n]
+    import tempfile
+
+    import cv2
+
+    from scenetext.data.datasets import SynthSceneDataset
+
+    folder = Path(tempfile.mkdtemp(prefix="scenetext-bench-"))
+    paths = []
+    for i, (img, _, _) in enumerate(SynthSceneDataset(n, seed=1)):
+        p = folder / f"{i:03d}.jpg"
+        cv2.imwrite(str(p), cv2.resize(img, (1280, 720))[:, :, ::-1])
+        paths.append(p)
+    return paths
+
+
+def bench_detector(n: int = 30) -> dict | None:
+    from scenetext.detection.predictor import DEFAULT_WEIGHTS, Detector
+    from scenetext.imageio import load_image
+
+    if not DEFAULT_WEIGHTS.is_file():
+        return None
+    det = Detector.load()
+    images = [load_image(p) for p in _photos(n)]
+    det.detect(images[0])
+    times = []
+    for img in images:
+        t = time.perf_counter()
+        det.detect(img)
+        times.append(1000 * (time.perf_counter() - t))
+    return {"name": "CTPN detection, median per 1280x720 photo", "value": float(np.median(times)), "unit": "ms",
+            "target": "<= 200"}
+
+
+def bench_end_to_end(n: int = 100) -> list[dict] | None:
+    """Whole pipeline in a fresh process (so its peak memory is the pipeline's own)."""
+    import json
+    import subprocess
+
+    from scenetext.detection.predictor import DEFAULT_WEIGHTS as DET
+    from scenetext.recognition.predictor import DEFAULT_WEIGHTS as REC
+
+    if not (DET.is_file() and REC.is_file()):
+        return None
+    code = f"""
+import json, resource, sys, time
+import numpy as np, torch
+torch.set_num_threads({torch.get_num_threads()})
+from scenetext.reader import Reader
+paths = {json.dumps([str(p) for p in _photos(n)])}
+reader = Reader()
+reader.read(paths[0])
+per_photo = []
+for p in paths[:30]:
+    page = reader.read(p)
+    per_photo.append((page.timings_ms["total"], page.timings_ms["detect"], page.timings_ms["recognize"]))
+t = time.perf_counter()
+for page in reader.read_many(paths):
+    pass
+rate = len(paths) / (time.perf_counter() - t)
+print(json.dumps({{"median": np.median(per_photo, axis=0).tolist(), "rate": rate,
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    total, detect, recognize = r["median"]
+    return [
+        {"name": "end to end, median per 1280x720 photo", "value": total, "unit": "ms", "target": "<= 300"},
+        {"name": "  of which detection (median)", "value": detect, "unit": "ms", "target": ""},
+        {"name": "  of which recognition (median)", "value": recognize, "unit": "ms", "target": ""},
+        {"name": f"folder of {n} photos (read_many)", "value": r["rate"], "unit": "images/s", "target": ""},
+        {"name": "peak memory of the pipeline process", "value": r["peak_mb"], "unit": "MB", "target": "<= 500"},
+    ]
+
+
+BENCHES = {"synth-words": bench_synth_words, "synth-scenes": bench_synth_scenes, "rec": bench_recognizer,
+           "det": bench_detector, "e2e": bench_end_to_end}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("only", nargs="*", choices=[[], *BENCHES], help="benchmarks to run (default: all)")
+    ap.add_argument("only", nargs="*", metavar="NAME", help=f"benchmarks to run: {', '.join(BENCHES)} (default: all)")
     ap.add_argument("--out", type=Path, help="write a Markdown table here")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
+    unknown = set(args.only) - set(BENCHES)
+    if unknown:
+        ap.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     torch.set_num_threads(args.threads)
     rows = []
     for name in args.only or BENCHES:
-        row = BENCHES[name]()
-        if row:
+        result = BENCHES[name]()
+        if result is None:
+            print(f"{name}: skipped (no shipped weights)", flush=True)
+            continue
+        for row in result if isinstance(result, list) else [result]:
             rows.append(row)
-            print(f"{row['name']:<62} {row['value']:>9.1f} {row['unit']:<10} (target {row['target']})", flush=True)
+            target = f"(target {row['target']})" if row["target"] else ""
+            print(f"{row['name']:<62} {row['value']:>9.1f} {row['unit']:<10} {target}", flush=True)
     if args.out:
         machine = f"{platform.machine()}, {torch.get_num_threads()} threads, {platform.processor() or platform.platform()}"
         lines = ["# Benchmarks", "", f"Machine: {machine}; Python {platform.python_version()}, torch {torch.__version__}.",

@@ -77,13 +77,18 @@ def photometric(rng: random.Random, rgb: np.ndarray, cfg: AugmentConfig) -> np.n
 class DetSampleSource:
     """Produces ``(rgb crop, Targets)`` for a global sample index, or a reason string.
 
-    Synthetic scenes use their line regions; real photos use the regions of their set as stored
-    (``###`` regions are ignored by the targets).
+    Synthetic scenes use their word regions by default (``synth_level="word"``): the gaps
+    between words are then background, the line builder still chains words into lines, and
+    lines can be split into words at those gaps. ``"line"`` trains on whole lines instead.
+    Real photos use the regions of their set as stored (``###`` regions are ignored).
     """
 
     def __init__(self, real_samples: list[DetSample] = (), real_ratio: float = 0.3, seed: int = 0,
                  augment: AugmentConfig | None = None, targets: TargetConfig | None = None,
-                 heights=ANCHOR_HEIGHTS, renderer_factory=None):
+                 heights=ANCHOR_HEIGHTS, renderer_factory=None, synth_level: str = "word"):
+        if synth_level not in ("word", "line"):
+            raise ValueError(f"synth_level must be 'word' or 'line', not {synth_level!r}")
+        self.synth_level = synth_level
         self.real = list(real_samples)
         self.real_ratio = real_ratio if self.real else 0.0
         self.seed = seed
@@ -109,8 +114,8 @@ class DetSampleSource:
         if rng.random() < self.real_ratio:
             sample = self.real[rng.randrange(len(self.real))]
             return load_image(sample.image), sample.regions
-        rgb, _words, lines = self.renderer.render(rng)
-        return rgb, lines
+        rgb, words, lines = self.renderer.render(rng)
+        return rgb, words if self.synth_level == "word" else lines
 
     def __call__(self, index: int) -> tuple[np.ndarray, Targets] | str:
         rng = sample_rng(self.seed, index)

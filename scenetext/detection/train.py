@@ -56,6 +56,7 @@ class DetTrainConfig:
     resume: bool = True
     init: str | None = None  # start from these weights (fine-tuning) instead of from scratch
     stop_at: int | None = None  # checkpoint and stop at this step (the LR schedule still follows `steps`)
+    synth_level: str = "word"  # regions of synthetic scenes to train on: "word" or "line"
 
 
 def _print(msg: str) -> None:
@@ -137,7 +138,7 @@ def train(cfg: DetTrainConfig, renderer_factory=None) -> Path:
 
     augment = AugmentConfig(crop=tuple(cfg.crop), short_side=tuple(cfg.short_side), max_rotation=cfg.max_rotation)
     source = DetSampleSource(real_train, cfg.real_ratio, cfg.seed, augment, heights=model_cfg.anchor_heights,
-                             renderer_factory=renderer_factory)
+                             renderer_factory=renderer_factory, synth_level=cfg.synth_level)
     loader = torch.utils.data.DataLoader(
         DetDataset(source), batch_size=cfg.batch_size, sampler=StepSampler(step, cfg.steps, cfg.batch_size),
         num_workers=cfg.workers, collate_fn=collate, worker_init_fn=worker_init,
