@@ -4,7 +4,9 @@
     scenetext synth words -n 100000 -o DIR     synthetic word crops (labels.tsv)
     scenetext synth scenes -n 5000 -o DIR      synthetic scenes (gt/ words, gt_lines/ lines)
     scenetext train rec ...                    train the CRNN recogniser
+    scenetext train det ...                    train the CTPN detector
     scenetext eval rec DIR...                  word accuracy on labelled crop folders
+    scenetext eval det DIR                     detection precision/recall/hmean on a detection set
     scenetext eval e2e DIR                     ICDAR 2015 end-to-end scores on a detection set
 """
 
@@ -12,19 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
 from . import __version__
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from .batch import FORMATS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,18 +31,6 @@ def main():
 
 
 # --------------------------------------------------------------------------------- run
-#: Folder scanning picks files with these extensions (explicitly named files are always tried).
-SCAN_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-ANNOTATED_SUFFIX = ".annotated.jpg"
-JSONL_NAME = "results.jsonl"
-SUMMARY_NAME = "summary.json"
-#: A recognition batch closes at this many images or this many decoded pixels.
-BATCH_IMAGES = 8
-BATCH_PIXELS = 40_000_000
-#: results.jsonl is rewritten (atomically) at most this often, and at the end.
-JSONL_FLUSH_SECONDS = 5.0
-
-
 def make_reader(weights_det=None, weights_rec=None, max_side=None, min_confidence=0.3, lexicon=None,
                 level="line"):
     """The :class:`~scenetext.reader.Reader` used by ``run`` and ``eval e2e`` (tests replace this)."""
@@ -55,244 +40,12 @@ def make_reader(weights_det=None, weights_rec=None, max_side=None, min_confidenc
                   min_confidence=min_confidence, lexicon=lexicon, level=level)
 
 
-@dataclass(frozen=True)
-class ImageJob:
-    """An image to read: its path and its output name relative to OUT."""
-
-    source: Path
-    rel: str
-
-
-@dataclass
-class Failure:
-    """An input that could not be processed, and why."""
-
-    path: str
-    reason: str
-
-    def to_dict(self) -> dict:
-        return {"path": self.path, "reason": self.reason}
-
-
-def collect_images(inputs: list[Path], recursive: bool, out: Path) -> tuple[list[ImageJob], list[Failure]]:
-    """Images to read from files and folders, and the folders without images.
-
-    Folder images are named relative to their folder, single files by their name. A file reached
-    twice is read once; two different files that would share output names are refused. Hidden
-    files and this tool's own annotated outputs are not picked up from folders.
-    """
-    jobs, failures = [], []
-    sources: set[Path] = set()
-    owners: dict[str, Path] = {}
-    for given in inputs:
-        if given.is_dir():
-            found = _scan_folder(given, recursive, out)
-            if not found:
-                hint = "" if recursive else " (subfolders are read with --recursive)"
-                failures.append(Failure(str(given), f"no images found{hint}"))
-            candidates = [(path, path.relative_to(given).as_posix()) for path in found]
-        else:
-            candidates = [(given, given.name)]
-        for source, rel in candidates:
-            if source.resolve() in sources:
-                continue
-            if rel in owners:
-                failures.append(Failure(str(source), f"output name {rel!r} is already used by {owners[rel]}"))
-                continue
-            sources.add(source.resolve())
-            owners[rel] = source
-            jobs.append(ImageJob(source, rel))
-    return jobs, failures
-
-
-def _scan_folder(folder: Path, recursive: bool, out: Path) -> list[Path]:
-    """Image files in ``folder`` (and its subfolders when ``recursive``), sorted."""
-    out = out.resolve()
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if recursive and not d.startswith("."))
-        for name in sorted(files):
-            path = Path(root) / name
-            if name.startswith(".") or path.suffix.lower() not in SCAN_EXTENSIONS:
-                continue
-            if name.endswith(ANNOTATED_SUFFIX) and path.resolve().is_relative_to(out):
-                continue
-            found.append(path)
-    return found
-
-
-class OutputWriter:
-    """Writes each image's outputs under OUT, every file atomically.
-
-    ``json``: ``OUT/<rel>.json``; ``txt``: ``OUT/<rel>.txt`` (one line of text per line);
-    ``jsonl``: one record per image in ``OUT/results.jsonl``, rewritten atomically every few
-    seconds and at the end. The annotated copy ``OUT/<rel>.annotated.jpg`` is written before the
-    data, so a record on disk means the image is complete.
-    """
-
-    def __init__(self, out: Path, fmt: str, annotate: bool, skip_existing: bool):
-        self.out = out
-        self.fmt = fmt
-        self.annotate = annotate
-        self._records: dict[str, str] = self._existing_records() if fmt == "jsonl" and skip_existing else {}
-        self._last_flush = time.monotonic()
-
-    def _path(self, job: ImageJob, suffix: str) -> Path:
-        return self.out / f"{job.rel}{suffix}"
-
-    def _existing_records(self) -> dict[str, str]:
-        """Records of an earlier run's ``results.jsonl`` (lines that do not parse are dropped)."""
-        path = self.out / JSONL_NAME
-        records = {}
-        if path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    records[json.loads(line)["path"]] = line
-                except (ValueError, KeyError, TypeError):
-                    continue
-        return records
-
-    def done(self, job: ImageJob) -> bool:
-        """True when the job's outputs exist from an earlier run (for ``--skip-existing``)."""
-        if self.fmt == "jsonl":
-            return str(job.source) in self._records
-        if self.fmt == "txt":
-            return self._path(job, ".txt").is_file()
-        try:
-            json.loads(self._path(job, ".json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return False
-        return True
-
-    def write_files(self, job: ImageJob, rgb, page) -> None:
-        """The annotated copy and the per-image data file (safe to call from worker threads)."""
-        from .imageio import atomic_save_image, atomic_write_text
-        from .render import render
-
-        if self.annotate:
-            atomic_save_image(self._path(job, ANNOTATED_SUFFIX), render(rgb, page), quality=90)
-        if self.fmt == "json":
-            atomic_write_text(self._path(job, ".json"), page.to_json() + "\n")
-        elif self.fmt == "txt":
-            atomic_write_text(self._path(job, ".txt"), "".join(f"{line.text}\n" for line in page.lines))
-
-    def record(self, job: ImageJob, page) -> None:
-        """Add the page to ``results.jsonl`` (``jsonl`` format; main thread only)."""
-        if self.fmt == "jsonl":
-            self._records[str(job.source)] = page.to_json(indent=None)
-            self.flush(force=False)
-
-    def flush(self, force: bool = True) -> None:
-        """Rewrite ``results.jsonl`` atomically (unless ``force`` is false and it was done recently)."""
-        from .imageio import atomic_write_text
-
-        if self.fmt != "jsonl" or not (force or time.monotonic() - self._last_flush >= JSONL_FLUSH_SECONDS):
-            return
-        atomic_write_text(self.out / JSONL_NAME, "".join(f"{line}\n" for line in self._records.values()))
-        self._last_flush = time.monotonic()
-
-
-@dataclass
-class Tally:
-    """Counts of a run."""
-
-    processed: int = 0
-    lines: int = 0
-    failures: list[Failure] = field(default_factory=list)
-
-
-def _reason(err: BaseException) -> str:
-    """One-line reason for a failure."""
-    from .imageio import ImageLoadError
-
-    if isinstance(err, ImageLoadError):
-        return err.problem
-    return f"{type(err).__name__}: {err}".splitlines()[0]
-
-
-def process_images(reader, jobs: list[ImageJob], writer: OutputWriter, workers: int, fail, done) -> None:
-    """Read ``jobs`` with ``reader`` and write their outputs.
-
-    Decoding (ahead of the model) and writing (behind it) run on ``workers`` threads while the
-    models run on this one; at most one batch plus ``workers`` images are decoded at a time.
-    ``fail(job, reason)`` is called for each image that fails, ``done(job, page)`` for each
-    finished one, in input order.
-    """
-    from .reader import load
-
-    with ThreadPoolExecutor(workers) as pool:
-        writes: deque = deque()
-        try:
-            loading = _prefetch(pool, load, jobs, workers)
-            for batch in _batches(loading, fail):
-                for (job, image), page in _read_batch(reader, batch, fail):
-                    writes.append((job, page, pool.submit(writer.write_files, job, image.rgb, page)))
-                while writes and (len(writes) > workers or writes[0][2].done()):
-                    _finish_write(writes.popleft(), writer, fail, done)
-            while writes:
-                _finish_write(writes.popleft(), writer, fail, done)
-        finally:
-            writer.flush()
-
-
-def _prefetch(pool: ThreadPoolExecutor, load, jobs: list[ImageJob], depth: int):
-    """Yield ``(job, future of the decoded image)``, keeping ``depth`` decodes running ahead."""
-    pending: deque = deque()
-    for job in jobs:
-        pending.append((job, pool.submit(load, job.source)))
-        if len(pending) > depth:
-            yield pending.popleft()
-    yield from pending
-
-
-def _batches(loading, fail):
-    """Group decoded images into batches of at most BATCH_IMAGES images or BATCH_PIXELS pixels."""
-    batch, pixels = [], 0
-    for job, future in loading:
-        try:
-            image = future.result()
-        except Exception as err:  # noqa: BLE001 - one bad file must not stop the run
-            fail(job, _reason(err))
-            continue
-        batch.append((job, image))
-        pixels += image.rgb.shape[0] * image.rgb.shape[1]
-        if len(batch) >= BATCH_IMAGES or pixels >= BATCH_PIXELS:
-            yield batch
-            batch, pixels = [], 0
-    if batch:
-        yield batch
-
-
-def _read_batch(reader, batch, fail) -> list:
-    """``[((job, image), page)]`` for a batch; if the batch fails, its images are retried one by
-    one so that only the image at fault is reported."""
-    try:
-        return list(zip(batch, reader.read_loaded([image for _, image in batch])))
-    except Exception as err:  # noqa: BLE001 - one bad file must not stop the run
-        if len(batch) == 1:
-            fail(batch[0][0], f"processing failed: {_reason(err)}")
-            return []
-    return [item for single in batch for item in _read_batch(reader, [single], fail)]
-
-
-def _finish_write(entry, writer: OutputWriter, fail, done) -> None:
-    """Wait for one image's files, then record it (or report the write failure)."""
-    job, page, future = entry
-    try:
-        future.result()
-    except Exception as err:  # noqa: BLE001 - e.g. disk full: report it and go on
-        fail(job, f"cannot write outputs: {_reason(err)}")
-        return
-    writer.record(job, page)
-    done(job, page)
-
-
 @main.command("run")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("scenetext-out"),
               show_default=True, help="output folder")
 @click.option("-r", "--recursive", is_flag=True, help="also read images in subfolders of folder inputs")
-@click.option("--format", "fmt", type=click.Choice(["json", "jsonl", "txt"]), default="json", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True,
               help="json: OUT/<name>.json per image; jsonl: one OUT/results.jsonl; txt: OUT/<name>.txt")
 @click.option("--no-annotate", is_flag=True, help="do not write OUT/<name>.annotated.jpg")
 @click.option("--level", type=click.Choice(["line", "word"]), default="line", show_default=True,
@@ -329,53 +82,40 @@ def run(inputs, out, recursive, fmt, no_annotate, level, min_confidence, max_sid
     """
     from rich.console import Console
 
-    from .imageio import atomic_write_text, check_writable_dir
+    from .batch import BatchRun
+    from .imageio import check_writable_dir
 
     try:
         check_writable_dir(out)
     except OSError as err:
         raise click.BadParameter(str(err), param_hint="'-o' / '--out'") from None
-    jobs, failures = collect_images(list(inputs), recursive, out)
-    writer = OutputWriter(out, fmt, not no_annotate, skip_existing)
-    todo = [job for job in jobs if not (skip_existing and writer.done(job))]
-    reader = _load_reader(weights_det, weights_rec, max_side, min_confidence, lexicon, level) if todo else None
+    batch = BatchRun(inputs, out, recursive=recursive, fmt=fmt, annotate=not no_annotate, skip_existing=skip_existing)
+    reader = _load_reader(weights_det, weights_rec, max_side, min_confidence, lexicon, level) if batch.todo else None
 
     console = Console(stderr=True, highlight=False)
-    tally = Tally()
     pages = []
 
-    def report(path: str, reason: str) -> None:
-        tally.failures.append(Failure(path, reason))
-        console.print(f"error: {path}: {reason}", markup=False, soft_wrap=True)
+    def report(failure) -> None:
+        console.print(f"error: {failure.path}: {failure.reason}", markup=False, soft_wrap=True)
 
-    for failure in failures:
-        report(failure.path, failure.reason)
-    start = time.perf_counter()
-    with _progress(console, len(todo), hidden=quiet or len(todo) < 2 or not console.is_terminal) as advance:
+    for failure in batch.failures:
+        report(failure)
+    hidden = quiet or len(batch.todo) < 2 or not console.is_terminal
+    with _progress(console, len(batch.todo), hidden=hidden) as advance:
 
-        def failed(job: ImageJob, reason: str) -> None:
-            report(str(job.source), reason)
+        def failed(failure) -> None:
+            report(failure)
             advance()
 
-        def finished(job: ImageJob, page) -> None:
-            tally.processed += 1
-            tally.lines += len(page.lines)
-            if len(jobs) == 1:
+        def finished(job, page) -> None:
+            if len(batch.jobs) == 1:
                 pages.append(page)
             advance()
 
-        process_images(reader, todo, writer, workers, failed, finished)
-    seconds = time.perf_counter() - start
-    summary = {
-        "images": len(jobs), "processed": tally.processed, "skipped": len(jobs) - len(todo),
-        "failed": len(tally.failures), "lines": tally.lines, "seconds": round(seconds, 3),
-        "images_per_second": round(tally.processed / seconds, 3) if seconds > 0 else 0.0,
-        "failures": [f.to_dict() for f in tally.failures], "version": __version__,
-    }
-    atomic_write_text(out / SUMMARY_NAME, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        summary = batch.run(reader, workers, on_failure=failed, on_page=finished)
     if not quiet:
-        _print_outcome(pages, jobs, summary, out)
-    click.get_current_context().exit(1 if tally.failures else 0)
+        _print_outcome(pages, batch.jobs, summary, out)
+    click.get_current_context().exit(1 if summary.failures else 0)
 
 
 def _load_reader(weights_det, weights_rec, max_side, min_confidence, lexicon, level):
@@ -407,7 +147,7 @@ def _progress(console, total: int, hidden: bool):
         yield lambda: progress.advance(task)
 
 
-def _print_outcome(pages, jobs, summary: dict, out: Path) -> None:
+def _print_outcome(pages, jobs, summary, out: Path) -> None:
     """One image: its lines as a table. Several: the summary."""
     from rich.console import Console
     from rich.markup import escape
@@ -423,11 +163,11 @@ def _print_outcome(pages, jobs, summary: dict, out: Path) -> None:
             for i, line in enumerate(lines, 1):
                 table.add_row(str(i), escape(line.text), f"{line.confidence:.2f}")
             stdout.print(table)
-    elif len(jobs) == 1 and summary["skipped"]:
+    elif len(jobs) == 1 and summary.skipped:
         stdout.print(f"{jobs[0].source}: skipped, its outputs exist", markup=False, soft_wrap=True)
     if len(jobs) > 1:
-        stdout.print(f"{summary['processed']} images read, {summary['lines']} lines, {summary['failed']} failed, "
-                     f"{summary['skipped']} skipped; {summary['images_per_second']:.2f} images/s", markup=False)
+        stdout.print(f"{summary.processed} images read, {summary.lines} lines, {summary.failed} failed, "
+                     f"{summary.skipped} skipped; {summary.images_per_second:.2f} images/s", markup=False)
     stdout.print(f"outputs in {out}/", markup=False, soft_wrap=True)
 
 

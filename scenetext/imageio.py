@@ -51,6 +51,9 @@ _SWAPPED_ORIENTATIONS = frozenset({5, 6, 7, 8})
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
 _NEW_FILE_MODE = 0o644
 
+#: Decoded images are converted to RGB this many pixels at a time (see :func:`_pil_mode_to_rgb`).
+_STRIP_PIXELS = 1 << 20
+
 # Serialises the short windows in which Pillow's global decompression-bomb limit is lifted.
 _PIXEL_LIMIT_LOCK = threading.Lock()
 
@@ -78,7 +81,8 @@ def load_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
     ``source`` may be a path, encoded image bytes, a PIL image, or a numpy array (``HxW`` gray,
     ``HxWx1``, ``HxWx3`` RGB or ``HxWx4`` RGBA; ``uint8``, ``uint16``, ``bool`` or float in
     ``[0, 1]``). Images with more than ``max_pixels`` pixels are refused before decoding.
-    The result is always a new array that the caller may modify.
+    The result is always a new array that the caller may modify. Decoding a file needs about
+    the decoded image (Pillow keeps RGB at 4 bytes a pixel) plus the result at its peak.
 
     Raises:
         ImageLoadError: the file is missing, empty, not an image, corrupt or too large.
@@ -89,7 +93,7 @@ def load_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
             _check_pixel_count((source.shape[1], source.shape[0]), "<array>", max_pixels)
         return _array_to_rgb(source, "<array>")
     if isinstance(source, Image.Image):
-        return _pil_to_rgb(source, "<PIL image>", max_pixels)
+        return _pil_to_rgb(source, "<PIL image>", max_pixels, owned=False)
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
             raise ImageLoadError("<bytes>", "empty file")
@@ -161,7 +165,7 @@ def _open_pil(stream: BinaryIO, name: str) -> Image.Image:
 def _decode(stream: BinaryIO, name: str, max_pixels: int) -> np.ndarray:
     """Decode an encoded image from ``stream`` into RGB ``uint8``."""
     with _open_pil(stream, name) as img:
-        return _pil_to_rgb(img, name, max_pixels)
+        return _pil_to_rgb(img, name, max_pixels, owned=True)
 
 
 def _check_pixel_count(size: tuple[int, int], name: str, max_pixels: int) -> None:
@@ -171,8 +175,12 @@ def _check_pixel_count(size: tuple[int, int], name: str, max_pixels: int) -> Non
         raise ImageLoadError(name, f"image too large ({width}\u00d7{height})")
 
 
-def _pil_to_rgb(img: Image.Image, name: str, max_pixels: int) -> np.ndarray:
-    """Check size, decode, apply EXIF orientation and convert a PIL image to RGB ``uint8``."""
+def _pil_to_rgb(img: Image.Image, name: str, max_pixels: int, owned: bool) -> np.ndarray:
+    """Check size, decode, apply EXIF orientation and convert a PIL image to RGB ``uint8``.
+
+    ``owned``: ``img`` was opened here, so it may be turned upright in place (a caller's image
+    is left as it is).
+    """
     _check_pixel_count(img.size, name, max_pixels)
     try:
         img.load()
@@ -183,7 +191,7 @@ def _pil_to_rgb(img: Image.Image, name: str, max_pixels: int) -> np.ndarray:
     except Exception:  # noqa: BLE001 - decoders raise OSError, ValueError, SyntaxError, ...
         raise ImageLoadError(name, "truncated or corrupt image") from None
     try:
-        img = ImageOps.exif_transpose(img)
+        img = _upright(img, owned)
     except Exception:  # noqa: BLE001 - a malformed EXIF block must not lose the pixels
         pass
     try:
@@ -192,16 +200,40 @@ def _pil_to_rgb(img: Image.Image, name: str, max_pixels: int) -> np.ndarray:
         raise ImageLoadError(name, f"unsupported image mode {img.mode} ({err})") from None
 
 
+def _upright(img: Image.Image, in_place: bool) -> Image.Image:
+    """``img`` turned by its EXIF orientation: in place, or as a copy when it needs turning."""
+    if in_place:
+        ImageOps.exif_transpose(img, in_place=True)
+    elif img.getexif().get(_EXIF_ORIENTATION_TAG, 1) != 1:
+        img = ImageOps.exif_transpose(img)
+    return img
+
+
 def _pil_mode_to_rgb(img: Image.Image, name: str) -> np.ndarray:
-    """Convert a decoded PIL image of any mode to an RGB ``uint8`` array."""
-    if img.mode in _SIXTEEN_BIT_MODES:
-        values = np.asarray(img)
-        return _array_to_rgb(np.clip(values, 0, 65535).astype(np.uint16), name)
+    """Convert a decoded PIL image of any mode to an RGB ``uint8`` array.
+
+    The image is converted in strips of rows written straight into the result, so converting
+    needs little memory beyond the decoded image and the result (converting it whole would hold
+    a converted copy, its bytes and intermediate arrays as well). Float images are converted
+    whole: their scaling depends on the whole image's range.
+    """
     if img.mode == "F":
         return _array_to_rgb(np.asarray(img, dtype=np.float32), name)
-    if img.has_transparency_data:
-        return _array_to_rgb(np.asarray(img.convert("RGBA")), name)
-    return np.array(img.convert("RGB"), dtype=np.uint8)
+    width, height = img.size
+    rgb = np.empty((height, width, 3), np.uint8)
+    rows = max(1, _STRIP_PIXELS // max(width, 1))
+    for top in range(0, height, rows):
+        rgb[top:top + rows] = _pil_strip_to_rgb(img.crop((0, top, width, min(top + rows, height))), name)
+    return rgb
+
+
+def _pil_strip_to_rgb(strip: Image.Image, name: str) -> np.ndarray:
+    """Convert a strip of a decoded PIL image (any mode but ``F``) to RGB ``uint8``."""
+    if strip.mode in _SIXTEEN_BIT_MODES:
+        return _array_to_rgb(np.clip(np.asarray(strip), 0, 65535).astype(np.uint16), name)
+    if strip.has_transparency_data:
+        return _array_to_rgb(np.asarray(strip.convert("RGBA")), name)
+    return np.asarray(strip.convert("RGB"))
 
 
 def _array_to_rgb(array: np.ndarray, name: str) -> np.ndarray:
@@ -227,7 +259,7 @@ def _to_uint8(array: np.ndarray, name: str) -> np.ndarray:
     if array.dtype == np.bool_:
         return array.astype(np.uint8) * 255
     if array.dtype == np.uint16:
-        return ((array.astype(np.uint32) + 128) // 257).astype(np.uint8)
+        return cv2.convertScaleAbs(array, alpha=1 / 257)  # one rounding pass: round(v / 257)
     if np.issubdtype(array.dtype, np.floating):
         values = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
         if values.max() <= 1.0:

@@ -23,3 +23,15 @@ def _torch_threads():
     import torch
 
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def recognizer():
+    """The real recogniser on an untrained CRNN (seeded): tests check behaviour, not text."""
+    import torch
+
+    from scenetext.recognition.model import CRNN
+    from scenetext.recognition.predictor import Recognizer
+
+    torch.manual_seed(0)
+    return Recognizer(CRNN().eval(), name="crnn-untrained")

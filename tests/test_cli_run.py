@@ -1,5 +1,5 @@
 """`scenetext run` and `scenetext eval e2e` on generated files, with the models replaced by
-stand-ins through ``cli.make_reader`` (see tests/test_pipeline.py)."""
+stand-ins through ``cli.make_reader`` (see tests/helpers.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from scenetext import cli
+from helpers import BlobDetector, dark_boxes_image, save_mode
+from scenetext import batch, cli
 from scenetext.reader import Reader
 from scenetext.results import validate_result
-from test_pipeline import BlobDetector, dark_boxes_image, recognizer, save_mode  # noqa: F401 (fixture)
 
 
 @pytest.fixture
@@ -257,7 +257,7 @@ def test_interrupted_run_leaves_whole_files_and_resumes(monkeypatch, fake_models
     for i in range(6):
         photo(photos / f"p{i}.png", seed=i)
     out = tmp_path / "out"
-    real_write = cli.OutputWriter.write_files
+    real_write = batch.OutputWriter.write_files
     written = []
 
     def write_then_die(self, job, rgb, page):
@@ -266,7 +266,7 @@ def test_interrupted_run_leaves_whole_files_and_resumes(monkeypatch, fake_models
         real_write(self, job, rgb, page)
         written.append(job)
 
-    monkeypatch.setattr(cli.OutputWriter, "write_files", write_then_die)
+    monkeypatch.setattr(batch.OutputWriter, "write_files", write_then_die)
     result = run(photos, "-o", out, "--jobs", "1")
     assert result.exit_code == 1 and "Aborted" in result.output  # click's answer to Ctrl-C
     assert not tmp_files(out)
@@ -275,7 +275,7 @@ def test_interrupted_run_leaves_whole_files_and_resumes(monkeypatch, fake_models
     for path in done:
         validate_result(json.loads(path.read_text()))
 
-    monkeypatch.setattr(cli.OutputWriter, "write_files", real_write)
+    monkeypatch.setattr(batch.OutputWriter, "write_files", real_write)
     result = run(photos, "-o", out, "--skip-existing")
     assert result.exit_code == 0
     summary = json.loads((out / "summary.json").read_text())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +123,32 @@ def test_image_size_reads_plain_header(tmp_path: Path) -> None:
     path = tmp_path / "plain.png"
     Image.new("RGB", (13, 7)).save(path)
     assert image_size(path) == (13, 7)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads VmHWM from /proc")
+def test_large_png_peak_memory(tmp_path: Path) -> None:
+    """Loading needs little beyond the decoded image and the result: about 320 MB here (Pillow's
+    144 MB at 4 bytes a pixel, the 108 MB result, ~50 MB interpreter and imports); converting
+    the image whole took about 700 MB.
+
+    The child reports VmHWM: its ``ru_maxrss`` would start at this process's RSS (inherited at exec).
+    """
+    path = tmp_path / "large.png"
+    img = Image.new("RGB", (6000, 6000), (235, 230, 220))
+    img.paste((20, 20, 20), (500, 2500, 5500, 3500))
+    img.save(path, compress_level=1)
+    code = (
+        "import sys\n"
+        "from scenetext.imageio import load_image\n"
+        "image = load_image(sys.argv[1])\n"
+        "peak = next(line for line in open('/proc/self/status') if line.startswith('VmHWM:'))\n"
+        "print(image.nbytes, int(peak.split()[1]) * 1024)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    size, peak = map(int, result.stdout.split())
+    assert size == 6000 * 6000 * 3
+    assert peak < 3 * size + 250_000_000, f"peak RSS {peak / 1e6:.0f} MB for a {size / 1e6:.0f} MB image"
 
 
 # --------------------------------------------------------------------------- broken files

@@ -1,7 +1,8 @@
 """The Python pipeline: crops, split/merge, word placement, Reader, results and their schema, rendering.
 
-The recogniser is the real :class:`Recognizer` on an untrained CRNN (tests check behaviour, not
-text); detectors are small stand-ins with the real interface. All images are generated here.
+The recogniser is the real :class:`Recognizer` on an untrained CRNN (the ``recognizer`` fixture in
+conftest.py; tests check behaviour, not text); detectors are small stand-ins with the real
+interface (tests/helpers.py). All images are generated.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from PIL import Image
 from shapely.geometry import Point, Polygon
 
+from helpers import BlobDetector, FixedDetector, InkReader, blank, dark_boxes_image, save_mode, word_image
 from scenetext.crop import (
     CropPiece,
     Reading,
@@ -26,104 +28,10 @@ from scenetext.crop import (
     split_crop,
     word_spans,
 )
-from scenetext.detection.predictor import DetectedText
 from scenetext.imageio import ImageLoadError
 from scenetext.reader import Reader
-from scenetext.recognition.decode import Decoded
-from scenetext.recognition.preprocess import target_width
 from scenetext.render import confidence_colour, render
 from scenetext.results import PageResult, SchemaError, validate_result
-
-# --------------------------------------------------------------------------- stand-ins
-
-
-class FixedDetector:
-    """Returns the given quads for every image."""
-
-    name = "fixed-detector"
-
-    def __init__(self, quads):
-        self.quads = [np.asarray(q, dtype=np.float32) for q in quads]
-
-    def detect(self, rgb, level="line"):
-        return [DetectedText(q.copy(), 0.9) for q in self.quads]
-
-
-class BlobDetector:
-    """Finds dark blobs (gray < 100) and returns their bounding boxes, top to bottom."""
-
-    name = "blob-detector"
-
-    def __init__(self):
-        self.shapes = []
-
-    def detect(self, rgb, level="line"):
-        self.shapes.append(rgb.shape)
-        dark = (cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) < 100).astype(np.uint8)
-        count, _, stats, _ = cv2.connectedComponentsWithStats(dark)
-        boxes = sorted((y, x, w, h) for x, y, w, h, area in stats[1:count] if area >= 20)
-        return [DetectedText(np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float32), 0.9)
-                for y, x, w, h in boxes]
-
-
-class InkReader:
-    """A recogniser stand-in that 'reads' each run of dark columns as the word ``x``.
-
-    It scales crops exactly as the real recogniser does (height 32, width from ``target_width``)
-    and reports each character's frames, so word placement can be checked against the ink.
-    """
-
-    name = "ink-reader"
-    max_width = 1024
-
-    def recognize(self, crops):
-        return [self._read(crop) for crop in crops]
-
-    def _read(self, crop):
-        gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
-        width = target_width(crop.shape[1], crop.shape[0], max_width=self.max_width)
-        dark = (cv2.resize(gray, (width, 32)) < 100).any(0)
-        runs, start = [], None
-        for col, d in enumerate(np.append(dark, False)):
-            if d and start is None:
-                start = col
-            elif not d and start is not None:
-                runs.append((start // 4, (col - 1) // 4 + 1))
-                start = None
-        text, frames = [], []
-        for k, run in enumerate(runs):
-            if k:
-                gap = (runs[k - 1][1] + run[0]) // 2
-                text.append(" ")
-                frames.append((gap, gap + 1))
-            text.append("x")
-            frames.append(run)
-        return Decoded("".join(text), 0.9, [0.9] * len(text), frames)
-
-
-@pytest.fixture(scope="module")
-def recognizer():
-    import torch
-
-    from scenetext.recognition.model import CRNN
-    from scenetext.recognition.predictor import Recognizer
-
-    torch.manual_seed(0)
-    return Recognizer(CRNN().eval(), name="crnn-untrained")
-
-
-def blank(height, width):
-    return np.full((height, width, 3), 255, np.uint8)
-
-
-def word_image():
-    """A white canvas with one printed word and the word's axis-aligned quad."""
-    canvas = blank(300, 600)
-    cv2.putText(canvas, "Slanted", (200, 170), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (0, 0, 0), 3)
-    ys, xs = np.nonzero(canvas[:, :, 0] < 128)
-    quad = np.array([[xs.min() - 2, ys.min() - 2], [xs.max() + 3, ys.min() - 2], [xs.max() + 3, ys.max() + 3],
-                     [xs.min() - 2, ys.max() + 3]], np.float32)
-    return canvas, quad
 
 
 def polygon(points):
@@ -274,13 +182,6 @@ def test_words_lie_on_their_ink_inside_a_slanted_line():
 # --------------------------------------------------------------------------- Reader
 
 
-def dark_boxes_image(height=120, width=320):
-    image = blank(height, width)
-    image[20:44, 30:200] = 0
-    image[70:100, 40:280] = 30
-    return image
-
-
 def test_read_any_input_kind(recognizer, tmp_path):
     rgb = dark_boxes_image()
     path = tmp_path / "photo.png"
@@ -323,24 +224,6 @@ def test_exif_orientation_gives_displayed_coordinates(recognizer, tmp_path):
     # stored rows 10..30 become displayed columns 100-30..100-10, stored columns 20..80 rows 20..80
     assert xs.min() == pytest.approx(70, abs=2) and xs.max() == pytest.approx(90, abs=2)
     assert ys.min() == pytest.approx(20, abs=2) and ys.max() == pytest.approx(80, abs=2)
-
-
-def save_mode(path, rgb, mode):
-    """Save ``rgb`` in a given Pillow mode; returns the path."""
-    gray = Image.fromarray(rgb).convert("L")
-    if mode == "L":
-        gray.save(path)
-    elif mode == "RGBA":
-        rgba = Image.fromarray(rgb).convert("RGBA")
-        rgba.putalpha(255)
-        rgba.save(path)
-    elif mode == "P":
-        Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=4).save(path)
-    elif mode == "I;16":
-        Image.fromarray(np.asarray(gray).astype(np.uint16) * 257).save(path)
-    elif mode == "CMYK":
-        Image.fromarray(rgb).convert("CMYK").save(path, quality=95)
-    return path
 
 
 @pytest.mark.parametrize(("mode", "suffix"), [("L", "png"), ("RGBA", "png"), ("P", "png"), ("I;16", "png"),
