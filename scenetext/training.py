@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 import random
 import signal
+import time
 import zlib
+from dataclasses import asdict
 from pathlib import Path
 
 
@@ -77,3 +79,38 @@ class StopSignal:
     def __exit__(self, *exc):
         for sig, old in self._old.items():
             signal.signal(sig, old)
+
+
+def add_counts(total: dict[str, int], counts: dict[str, int]) -> None:
+    """Accumulate skipped-sample counts by reason."""
+    for reason, n in counts.items():
+        total[reason] = total.get(reason, 0) + n
+
+
+def training_checkpoint(kind: str, model_cfg, model, opt, step: int, best: float, skipped: dict, train_cfg,
+                        meta: dict | None = None) -> dict:
+    """The dict written to last.pt / best.pt: a loadable model file plus what resuming needs."""
+    import torch
+
+    return {
+        "kind": kind, "config": model_cfg.to_dict(), "state_dict": model.state_dict(),
+        "meta": {"step": step, "train_config": asdict(train_cfg), **(meta or {})},
+        "train": {"step": step, "optimizer": opt.state_dict(), "best": best, "skipped": skipped,
+                  "torch_rng": torch.get_rng_state()},
+    }
+
+
+class CheckpointPolicy:
+    """When a loop writes last.pt: every `minutes`, at the last step, and when asked to stop (a
+    signal, or `stop_at` reached). `after_step` saves when due and says whether to stop."""
+
+    def __init__(self, minutes: float, steps: int, stop_at: int | None, stop: StopSignal):
+        self.minutes, self.steps, self.stop_at, self.stop = minutes, steps, stop_at, stop
+        self.last = time.time()
+
+    def after_step(self, step: int, save) -> bool:
+        stopping = self.stop.requested or (self.stop_at is not None and step >= self.stop_at)
+        if stopping or time.time() - self.last > self.minutes * 60 or step >= self.steps:
+            save()
+            self.last = time.time()
+        return stopping

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,16 @@ import torch
 from .. import checkpoint
 from ..data.formats import DetSample, read_det_set
 from ..nn import count_parameters
-from ..training import StepSampler, StopSignal, lr_at, split_holdout, worker_init
+from ..training import (
+    CheckpointPolicy,
+    StepSampler,
+    StopSignal,
+    add_counts,
+    lr_at,
+    split_holdout,
+    training_checkpoint,
+    worker_init,
+)
 from .data import AugmentConfig, DetDataset, DetSampleSource, collate
 from .evaluate import evaluate_samples
 from .loss import ctpn_loss
@@ -146,19 +155,13 @@ def train(cfg: DetTrainConfig, renderer_factory=None) -> Path:
     )
 
     def save_checkpoint(path: Path, meta: dict | None = None) -> None:
-        checkpoint.save(path, {
-            "kind": "ctpn", "config": model_cfg.to_dict(), "state_dict": model.state_dict(),
-            "meta": {"step": step, "train_config": asdict(cfg), **(meta or {})},
-            "train": {"step": step, "optimizer": opt.state_dict(), "best": best, "skipped": skipped_total,
-                      "torch_rng": torch.get_rng_state()},
-        })
+        checkpoint.save(path, training_checkpoint("ctpn", model_cfg, model, opt, step, best, skipped_total, cfg, meta))
 
-    last_save = time.time()
     window_start, losses = time.time(), []
     with StopSignal() as stop, open(log_path, "a") as log:
+        policy = CheckpointPolicy(cfg.checkpoint_minutes, cfg.steps, cfg.stop_at, stop)
         for batch, skipped in loader:
-            for reason, count in skipped.items():
-                skipped_total[reason] = skipped_total.get(reason, 0) + count
+            add_counts(skipped_total, skipped)
             step = _train_step(model, opt, batch, step, cfg, skipped_total, losses)
             if step % cfg.log_every == 0 and losses:
                 mean = {k: float(np.mean([terms[k] for terms in losses])) for k in losses[0]}
@@ -178,13 +181,9 @@ def train(cfg: DetTrainConfig, renderer_factory=None) -> Path:
                 if "holdout" in results and results["holdout"]["hmean"] > best:
                     best = results["holdout"]["hmean"]
                     save_checkpoint(best_path, {"holdout_hmean": best})
-            stopping = stop.requested or (cfg.stop_at is not None and step >= cfg.stop_at)
-            if stopping or time.time() - last_save > cfg.checkpoint_minutes * 60 or step >= cfg.steps:
-                save_checkpoint(last_path)
-                last_save = time.time()
-                if stopping:
-                    _print(f"stopped at step {step}; checkpoint {last_path}")
-                    break
+            if policy.after_step(step, lambda: save_checkpoint(last_path)):
+                _print(f"stopped at step {step}; checkpoint {last_path}")
+                break
     if skipped_total:
         _print("skipped samples: " + ", ".join(f"{k}: {v}" for k, v in sorted(skipped_total.items())))
     return last_path

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,16 @@ import torch.nn.functional as F
 from .. import checkpoint
 from ..data.formats import read_rec_set
 from ..nn import count_parameters
-from ..training import StepSampler, StopSignal, lr_at, split_holdout, worker_init
+from ..training import (
+    CheckpointPolicy,
+    StepSampler,
+    StopSignal,
+    add_counts,
+    lr_at,
+    split_holdout,
+    training_checkpoint,
+    worker_init,
+)
 from .charset import Charset
 from .data import BucketCollate, WordDataset, WordSampleSource
 from .evaluate import evaluate_crops
@@ -130,20 +139,14 @@ def train(cfg: RecTrainConfig) -> Path:
         prefetch_factor=2 if cfg.workers else None,
     )
 
-    def save_checkpoint(path: Path, meta: dict | None = None):
-        checkpoint.save(path, {
-            "kind": "crnn", "config": model_cfg.to_dict(), "state_dict": model.state_dict(),
-            "meta": {"step": step, "train_config": asdict(cfg), **(meta or {})},
-            "train": {"step": step, "optimizer": opt.state_dict(), "best": best, "skipped": skipped_total,
-                      "torch_rng": torch.get_rng_state()},
-        })
+    def save_checkpoint(path: Path, meta: dict | None = None) -> None:
+        checkpoint.save(path, training_checkpoint("crnn", model_cfg, model, opt, step, best, skipped_total, cfg, meta))
 
-    last_save = time.time()
     t_window, n_window, loss_window = time.time(), 0, []
     with StopSignal() as stop, open(log_path, "a") as log:
+        policy = CheckpointPolicy(cfg.checkpoint_minutes, cfg.steps, cfg.stop_at, stop)
         for batches, skipped in loader:
-            for k, v in skipped.items():
-                skipped_total[k] = skipped_total.get(k, 0) + v
+            add_counts(skipped_total, skipped)
             for batch in batches:
                 step = _train_step(model, opt, batch, step, cfg, skipped_total, loss_window)
                 n_window += batch[0].shape[0] if batch is not None else 0
@@ -162,13 +165,9 @@ def train(cfg: RecTrainConfig) -> Path:
                 if "holdout" in results and results["holdout"]["accuracy"] > best:
                     best = results["holdout"]["accuracy"]
                     save_checkpoint(best_path, {"holdout_accuracy": best})
-            stopping = stop.requested or (cfg.stop_at is not None and step >= cfg.stop_at)
-            if stopping or time.time() - last_save > cfg.checkpoint_minutes * 60 or step >= cfg.steps:
-                save_checkpoint(last_path)
-                last_save = time.time()
-                if stopping:
-                    _print(f"stopped at step {step}; checkpoint {last_path}")
-                    break
+            if policy.after_step(step, lambda: save_checkpoint(last_path)):
+                _print(f"stopped at step {step}; checkpoint {last_path}")
+                break
     if skipped_total:
         _print("skipped samples: " + ", ".join(f"{k}: {v}" for k, v in sorted(skipped_total.items())))
     return last_path
