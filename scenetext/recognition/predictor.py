@@ -36,6 +36,8 @@ class Recognizer:
         model.load_state_dict(ck["state_dict"])
         model.eval()
         fold_batchnorm(model)
+        # oneDNN convolutions run ~25 % faster on channels-last tensors (same results).
+        model.to(memory_format=torch.channels_last)
         kwargs.setdefault("name", f"crnn-{model.config.variant}:{path.name}")
         return cls(model, **kwargs)
 
@@ -48,7 +50,7 @@ class Recognizer:
         for s in range(0, len(order), self.batch_size):
             idx = order[s : s + self.batch_size]
             x, widths = pad_batch([prepared[i] for i in idx])
-            lp = self.model(x, widths).numpy()
+            lp = self.model(x.contiguous(memory_format=torch.channels_last), widths).numpy()
             frames = self.model.frames(widths).tolist()
             for j, i in enumerate(idx):
                 out[i] = lp[: frames[j], j]
