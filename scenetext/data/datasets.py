@@ -16,16 +16,40 @@ def sample_seed(seed: int, index: int) -> int:
     return (seed * 1_000_003 + index) * 7919 + 17
 
 
-class _LazyRenderDataset(torch.utils.data.Dataset):
-    def __init__(self, n: int, seed: int, factory: Callable):
-        self.n, self.seed, self._factory = n, seed, factory
+def word_renderer():
+    from .render_words import WordRenderer
+
+    return WordRenderer()
+
+
+def scene_renderer():
+    from .render_scenes import SceneRenderer
+
+    return SceneRenderer()
+
+
+class LazyRenderer:
+    """A renderer built on first use: fonts and backgrounds load once per worker process, not in
+    the parent that pickles the data set."""
+
+    def __init__(self, factory: Callable):
+        self._factory = factory
         self._renderer = None
 
-    @property
-    def renderer(self):
+    def get(self):
         if self._renderer is None:
             self._renderer = self._factory()
         return self._renderer
+
+
+class _LazyRenderDataset(torch.utils.data.Dataset):
+    def __init__(self, n: int, seed: int, factory: Callable):
+        self.n, self.seed = n, seed
+        self._lazy = LazyRenderer(factory)
+
+    @property
+    def renderer(self):
+        return self._lazy.get()
 
     def __len__(self):
         return self.n
@@ -40,9 +64,7 @@ class SynthWordDataset(_LazyRenderDataset):
     """Item i -> (RGB uint8 crop of height 32, label)."""
 
     def __init__(self, n: int, seed: int = 0, renderer_factory: Callable | None = None):
-        if renderer_factory is None:
-            from .render_words import WordRenderer as renderer_factory
-        super().__init__(n, seed, renderer_factory)
+        super().__init__(n, seed, renderer_factory or word_renderer)
 
     def __getitem__(self, index: int):
         return self.renderer.render(self._rng(index))
@@ -52,9 +74,7 @@ class SynthSceneDataset(_LazyRenderDataset):
     """Item i -> (RGB uint8 scene, word regions, line regions)."""
 
     def __init__(self, n: int, seed: int = 0, renderer_factory: Callable | None = None):
-        if renderer_factory is None:
-            from .render_scenes import SceneRenderer as renderer_factory
-        super().__init__(n, seed, renderer_factory)
+        super().__init__(n, seed, renderer_factory or scene_renderer)
 
     def __getitem__(self, index: int):
         return self.renderer.render(self._rng(index))

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..data.datasets import LazyRenderer, scene_renderer
 from ..data.formats import DetSample, Region
 from ..imageio import load_image
 from ..training import sample_rng
@@ -95,19 +96,11 @@ class DetSampleSource:
         self.augment = augment or AugmentConfig()
         self.targets = targets or TargetConfig()
         self.heights = tuple(heights)
-        self._renderer_factory = renderer_factory
-        self._renderer = None
+        self._renderer = LazyRenderer(renderer_factory or scene_renderer)
 
     @property
     def renderer(self):
-        if self._renderer is None:  # built lazily, once per worker process
-            if self._renderer_factory is None:
-                from ..data.render_scenes import SceneRenderer
-
-                self._renderer = SceneRenderer()
-            else:
-                self._renderer = self._renderer_factory()
-        return self._renderer
+        return self._renderer.get()
 
     def raw(self, rng: random.Random) -> tuple[np.ndarray, list[Region]]:
         """An unaugmented RGB image and its regions."""

@@ -29,12 +29,12 @@ detections, each summed over the data set; H = 2PR / (P + R).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from scenetext.evaluation.iou import DONT_CARE_THRESHOLD, divide_or_zero, harmonic_mean
+from scenetext.evaluation.iou import DONT_CARE_THRESHOLD, SummedScore, divide_or_zero
 
 AREA_RECALL_THRESHOLD = 0.8  # tr
 AREA_PRECISION_THRESHOLD = 0.4  # tp
@@ -43,7 +43,7 @@ CENTRE_DISTANCE_THRESHOLD = 1.0
 
 
 @dataclass
-class DetEvalScore:
+class DetEvalScore(SummedScore):
     """DetEval credits and care counts, for one image or summed over a data set."""
 
     recall_credit: float = 0.0
@@ -51,31 +51,8 @@ class DetEvalScore:
     n_gt_care: int = 0
     n_det_care: int = 0
 
-    def __add__(self, other: DetEvalScore) -> DetEvalScore:
-        return DetEvalScore(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
-
-    @property
-    def precision(self) -> float:
-        return self.precision_credit / self.n_det_care if self.n_det_care else 0.0
-
-    @property
-    def recall(self) -> float:
-        return self.recall_credit / self.n_gt_care if self.n_gt_care else 0.0
-
-    @property
-    def hmean(self) -> float:
-        return harmonic_mean(self.precision, self.recall)
-
-    def to_dict(self) -> dict[str, float]:
-        return {
-            "precision": self.precision,
-            "recall": self.recall,
-            "hmean": self.hmean,
-            "recall_credit": self.recall_credit,
-            "precision_credit": self.precision_credit,
-            "n_gt_care": self.n_gt_care,
-            "n_det_care": self.n_det_care,
-        }
+    def credits(self) -> tuple[float, float]:
+        return self.precision_credit, self.recall_credit
 
 
 def bounding_boxes(polys: Sequence[ArrayLike]) -> np.ndarray:

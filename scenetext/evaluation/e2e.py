@@ -21,6 +21,7 @@ from scenetext.evaluation.iou import (
     DetectionScore,
     evaluate_image_iou,
     harmonic_mean,
+    ratio,
 )
 
 IGNORE_TEXT = "###"
@@ -47,11 +48,11 @@ class E2EScore(DetectionScore):
 
     @property
     def e2e_precision(self) -> float:
-        return self.n_correct / self.n_det_care if self.n_det_care else 0.0
+        return ratio(self.n_correct, self.n_det_care)
 
     @property
     def e2e_recall(self) -> float:
-        return self.n_correct / self.n_gt_care if self.n_gt_care else 0.0
+        return ratio(self.n_correct, self.n_gt_care)
 
     @property
     def e2e_hmean(self) -> float:
@@ -63,7 +64,6 @@ class E2EScore(DetectionScore):
             "e2e_precision": self.e2e_precision,
             "e2e_recall": self.e2e_recall,
             "e2e_hmean": self.e2e_hmean,
-            "n_correct": self.n_correct,
         }
 
 

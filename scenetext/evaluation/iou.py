@@ -114,39 +114,48 @@ def greedy_match(
     return matches
 
 
-@dataclass
-class DetectionScore:
-    """Summed detection counts and the ICDAR 2015 precision / recall / hmean."""
+def ratio(num: float, den: float) -> float:
+    """``num / den``, 0 when ``den`` is 0."""
+    return num / den if den else 0.0
 
-    n_gt_care: int = 0
-    n_det_care: int = 0
-    n_matched: int = 0
 
-    def __add__(self, other: DetectionScore) -> DetectionScore:
-        sums = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
-        return type(self)(**sums)
+class SummedScore:
+    """Base of the dataclass scores: counts that add up over images, and precision, recall and
+    hmean from the credits given by :meth:`credits` (precision credit, recall credit)."""
+
+    def credits(self) -> tuple[float, float]:
+        raise NotImplementedError
+
+    def __add__(self, other):
+        return type(self)(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
 
     @property
     def precision(self) -> float:
-        return self.n_matched / self.n_det_care if self.n_det_care else 0.0
+        return ratio(self.credits()[0], self.n_det_care)
 
     @property
     def recall(self) -> float:
-        return self.n_matched / self.n_gt_care if self.n_gt_care else 0.0
+        return ratio(self.credits()[1], self.n_gt_care)
 
     @property
     def hmean(self) -> float:
         return harmonic_mean(self.precision, self.recall)
 
     def to_dict(self) -> dict[str, float]:
-        return {
-            "precision": self.precision,
-            "recall": self.recall,
-            "hmean": self.hmean,
-            "n_gt_care": self.n_gt_care,
-            "n_det_care": self.n_det_care,
-            "n_matched": self.n_matched,
-        }
+        return {"precision": self.precision, "recall": self.recall, "hmean": self.hmean,
+                **{f.name: getattr(self, f.name) for f in fields(self)}}
+
+
+@dataclass
+class DetectionScore(SummedScore):
+    """Summed detection counts and the ICDAR 2015 precision / recall / hmean."""
+
+    n_gt_care: int = 0
+    n_det_care: int = 0
+    n_matched: int = 0
+
+    def credits(self) -> tuple[float, float]:
+        return self.n_matched, self.n_matched
 
 
 @dataclass

@@ -13,6 +13,7 @@ import random
 import cv2
 import numpy as np
 
+from ..data.datasets import LazyRenderer, word_renderer
 from ..data.render_text import degrade, homography
 from ..training import sample_rng
 from .charset import Charset
@@ -49,19 +50,11 @@ class WordSampleSource:
         self.real_ratio = real_ratio if self.real else 0.0
         self.seed = seed
         self.augment = augment
-        self._renderer_factory = renderer_factory
-        self._renderer = None
+        self._renderer = LazyRenderer(renderer_factory or word_renderer)
 
     @property
     def renderer(self):
-        if self._renderer is None:  # built lazily, once per worker process
-            if self._renderer_factory is None:
-                from ..data.render_words import WordRenderer
-
-                self._renderer = WordRenderer()
-            else:
-                self._renderer = self._renderer_factory()
-        return self._renderer
+        return self._renderer.get()
 
     def raw(self, index: int):
         """(RGB image, text, is_real) or (None, reason, is_real)."""
