@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test fonts bench clean
+.PHONY: install demo test fonts bench check-folder clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ fonts:
 
 bench: install
 	$(BIN)/python benchmarks/bench.py --out BENCHMARKS.md
+
+# 500 photos + 5 broken files: full run, a run killed half-way, then resumed (several minutes)
+check-folder: install
+	$(BIN)/python benchmarks/folder_run.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -153,6 +153,7 @@ class BatchRun:
             if on_page:
                 on_page(job, page)
 
+        self.writer.remove_leftovers(self.jobs)
         start = time.perf_counter()
         process_images(reader, self.todo, self.writer, workers, failed, done)
         summary.seconds = time.perf_counter() - start
@@ -243,6 +244,40 @@ class OutputWriter:
                 except (ValueError, KeyError, TypeError):
                     continue
         return records
+
+    def outputs(self, job: ImageJob) -> list[Path]:
+        """The files written for ``job`` (``results.jsonl`` is shared by all jobs)."""
+        paths = [self._path(job, ANNOTATED_SUFFIX)] if self.annotate else []
+        if self.fmt == "jsonl":
+            return [*paths, self.out / JSONL_NAME]
+        return [*paths, self._path(job, f".{self.fmt}")]
+
+    def remove_leftovers(self, jobs: Iterable[ImageJob]) -> int:
+        """Delete temporary files that a killed run left beside the outputs of ``jobs``.
+
+        Only names of the form ``.<output>.<random>.tmp`` (what the atomic writers create) for
+        this run's own output files and ``summary.json`` are touched. Returns how many were removed.
+        """
+        from .imageio import leftover_target
+
+        wanted: dict[Path, set[str]] = {self.out: {SUMMARY_NAME}}
+        for job in jobs:
+            for path in self.outputs(job):
+                wanted.setdefault(path.parent, set()).add(path.name)
+        removed = 0
+        for folder, names in wanted.items():
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            for entry in entries:
+                if leftover_target(entry.name) in names and entry.is_file(follow_symlinks=False):
+                    try:
+                        os.unlink(entry.path)
+                        removed += 1
+                    except OSError:
+                        pass
+        return removed
 
     def done(self, job: ImageJob) -> bool:
         """True when the job's outputs exist from an earlier run (for ``skip_existing``)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import tempfile
 import threading
 from pathlib import Path
@@ -49,6 +50,7 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 _EXIF_ORIENTATION_TAG = 0x0112
 _SWAPPED_ORIENTATIONS = frozenset({5, 6, 7, 8})
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
+_LEFTOVER = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")  # names of tempfile.NamedTemporaryFile(prefix=".<t>.", suffix=".tmp")
 _NEW_FILE_MODE = 0o644
 
 #: Decoded images are converted to RGB this many pixels at a time (see :func:`_pil_mode_to_rgb`).
@@ -312,6 +314,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp.name)
         raise
+
+
+def leftover_target(name: str) -> str | None:
+    """The file name a temporary file called ``name``, left by an interrupted atomic write
+    (``.<target>.<random>.tmp``), was meant to become; None for any other name."""
+    match = _LEFTOVER.fullmatch(name)
+    return match.group(1) if match else None
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> None:

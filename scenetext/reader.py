@@ -97,13 +97,17 @@ class Reader:
             detector's own); only when the detector is loaded here.
         detector_weights, recognizer_weights: model files to load instead of the shipped ones.
         max_aspect: crops wider than this many heights are split (see :mod:`scenetext.crop`).
+        bound_memory: keep the process's memory flat over many photos by fixing the C
+            allocator's mmap threshold (a process-wide setting, see :mod:`scenetext.memory`);
+            pass False to leave the allocator alone.
     """
 
     def __init__(self, detector: "Detector | None" = None, recognizer: "Recognizer | None" = None,
                  device: str = "cpu", min_confidence: float = 0.3, level: str = "line",
                  lexicon: "Lexicon | str | os.PathLike | Sequence[str] | None" = None,
                  max_side: int | None = None, detector_weights: str | os.PathLike | None = None,
-                 recognizer_weights: str | os.PathLike | None = None, max_aspect: float = MAX_ASPECT):
+                 recognizer_weights: str | os.PathLike | None = None, max_aspect: float = MAX_ASPECT,
+                 bound_memory: bool = True):
         if device != "cpu":
             raise ValueError(f"device {device!r} is not supported: scenetext runs on the CPU")
         if level not in LEVELS:
@@ -122,6 +126,10 @@ class Reader:
         self._detector_weights = detector_weights
         self._recognizer_weights = recognizer_weights
         self._lock = threading.Lock()
+        if bound_memory:
+            from .memory import bound_heap
+
+            bound_heap()
 
     # ------------------------------------------------------------------ models
 

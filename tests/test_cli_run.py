@@ -283,6 +283,25 @@ def test_interrupted_run_leaves_whole_files_and_resumes(monkeypatch, fake_models
     assert len(list(out.glob("*.png.json"))) == 6 and len(list(out.glob("*.annotated.jpg"))) == 6
 
 
+def test_rerun_removes_temporaries_of_a_killed_run(fake_models, tmp_path):
+    photos = tmp_path / "photos"
+    photo(photos / "p0.png", seed=0)
+    out = tmp_path / "out"
+    out.mkdir()
+    # what a SIGKILL in the middle of an atomic write leaves (tempfile's 8 random characters)
+    leftovers = [".p0.png.json.ab_c9xyz.tmp", ".p0.png.annotated.jpg.q1w2e3r4.tmp", ".summary.json.zzzzzzzz.tmp"]
+    for name in leftovers:
+        (out / name).write_text('{"half": ')
+    kept = [".other.json.ab_c9xyz.tmp", ".p0.png.json.tmp", "notes.tmp"]  # not ours: left alone
+    for name in kept:
+        (out / name).write_text("user file")
+
+    assert run(photos, "-o", out, "--skip-existing").exit_code == 0
+    assert not any((out / name).exists() for name in leftovers)
+    assert all((out / name).read_text() == "user file" for name in kept)
+    validate_result(json.loads((out / "p0.png.json").read_text()))
+
+
 # --------------------------------------------------------------------------- formats
 
 

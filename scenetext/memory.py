@@ -1,0 +1,52 @@
+"""Keep a long-running reading process's memory flat.
+
+Reading photo after photo allocates and frees many buffers of a few to a few tens of MB (the
+detector's feature maps, batches of crops). glibc's allocator raises its mmap threshold each
+time such a buffer is freed, up to 32 MB, after which these buffers come from the heap, which
+fragments and is not given back: over 100 photos the resident size of the pipeline climbed from
+~450 to ~900 MB. Fixing the threshold at a few MB makes big buffers go straight back to the
+system when freed; the pipeline then stays near 300 MB (peak ~420 MB) at no measurable cost in
+speed (``make bench``).
+
+This changes a process-wide allocator setting, so it is done once, only on glibc, and a
+:class:`~scenetext.reader.Reader` made with ``bound_memory=False`` leaves it alone.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+import threading
+
+__all__ = ["MMAP_THRESHOLD", "bound_heap"]
+
+#: Allocations at least this big are served by mmap (and returned to the system when freed).
+MMAP_THRESHOLD = 4 << 20
+_M_MMAP_THRESHOLD = -3  # from glibc's malloc.h
+_done: bool | None = None
+_lock = threading.Lock()
+
+
+def bound_heap(threshold: int = MMAP_THRESHOLD) -> bool:
+    """Fix glibc's mmap threshold at ``threshold`` bytes, once per process.
+
+    Returns True when the setting is in force (now or from an earlier call), False where it does
+    not apply (not Linux/glibc) or the call failed.
+    """
+    global _done
+    with _lock:
+        if _done is None:
+            _done = _set_mmap_threshold(threshold)
+        return _done
+
+
+def _set_mmap_threshold(threshold: int) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # the C library the interpreter runs on
+    except (OSError, AttributeError):  # musl and other libcs without mallopt
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return mallopt(_M_MMAP_THRESHOLD, int(threshold)) == 1
