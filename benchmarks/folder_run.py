@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import _photos  # noqa: E402
+from bench import _photos
 
 BROKEN = {
     "empty.jpg": b"",
