@@ -52,7 +52,7 @@ class DetTrainConfig:
     val_every: int = 2000
     val_limit: int | None = 100  # photos per validation set
     val_level: str = "word"
-    val_scale: int = 600
+    val_scale: int = 720
     log_every: int = 50
     seed: int = 0
     workers: int = 1
