@@ -125,8 +125,12 @@ t = time.perf_counter()
 for page in reader.read_many(paths):
     pass
 rate = len(paths) / (time.perf_counter() - t)
-print(json.dumps({{"median": np.median(per_photo, axis=0).tolist(), "rate": rate,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+try:  # this process's own peak (ru_maxrss would also count the parent's, inherited at fork)
+    with open("/proc/self/status") as f:
+        peak_kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
+except OSError:
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"median": np.median(per_photo, axis=0).tolist(), "rate": rate, "peak_mb": peak_kb / 1024}}))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     r = json.loads(out.stdout.strip().splitlines()[-1])

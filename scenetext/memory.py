@@ -4,9 +4,11 @@ Reading photo after photo allocates and frees many buffers of a few to a few ten
 detector's feature maps, batches of crops). glibc's allocator raises its mmap threshold each
 time such a buffer is freed, up to 32 MB, after which these buffers come from the heap, which
 fragments and is not given back: over 100 photos the resident size of the pipeline climbed from
-~450 to ~900 MB. Fixing the threshold at a few MB makes big buffers go straight back to the
-system when freed; the pipeline then stays near 300 MB (peak ~420 MB) at no measurable cost in
-speed (``make bench``).
+~450 to ~900 MB. Fixing the threshold at 4 MB makes big buffers go straight back to the system
+when freed; the pipeline then stays near 350 MB (peak ~530 MB with the detector at short side
+720). The price is speed: each big buffer is mapped and zero-filled afresh, which took folder
+throughput from ~13 to ~8 photos/s on 2 cores (``make bench``). The median time per photo stays
+far inside its target, so memory wins by default.
 
 This changes a process-wide allocator setting, so it is done once, only on glibc, and a
 :class:`~scenetext.reader.Reader` made with ``bound_memory=False`` leaves it alone.

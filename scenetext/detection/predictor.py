@@ -36,7 +36,7 @@ def resize_for_scale(rgb: np.ndarray, scale: int, max_side: int) -> tuple[np.nda
 
 #: Default short side the detector sees and cap on the long side: a 1280x720 photo is read at
 #: its own size. Chosen among 600/1200 (the paper's), 720/1280, 800/1440 and 900/1600 on the 25
-#: photos held out of the training sets (shipped weights): DetEval line hmean 0.69/0.74/0.54/0.62,
+#: photos held out of the training sets (session-1 weights): DetEval line hmean 0.69/0.74/0.54/0.62,
 #: IoU word (ICDAR 2003 part) 0.47/0.56/0.40/0.57. Validation sets were not used.
 DEFAULT_SCALE = 720
 DEFAULT_MAX_SIDE = 1280
