@@ -50,7 +50,8 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 _EXIF_ORIENTATION_TAG = 0x0112
 _SWAPPED_ORIENTATIONS = frozenset({5, 6, 7, 8})
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
-_LEFTOVER = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")  # names of tempfile.NamedTemporaryFile(prefix=".<t>.", suffix=".tmp")
+_TMP_SUFFIX = ".tmp"  # atomic writes go through ".<target>.<8 random characters>.tmp"
+_LEFTOVER = re.compile(r"\.(.+)\.[a-z0-9_]{8}" + re.escape(_TMP_SUFFIX))
 _NEW_FILE_MODE = 0o644
 
 #: Decoded images are converted to RGB this many pixels at a time (see :func:`_pil_mode_to_rgb`).
@@ -302,7 +303,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = path.stat().st_mode & 0o7777 if path.exists() else _NEW_FILE_MODE
-    tmp = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    tmp = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX, delete=False)
     try:
         with tmp:
             tmp.write(data)

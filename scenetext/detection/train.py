@@ -34,7 +34,7 @@ from .data import AugmentConfig, DetDataset, DetSampleSource, collate
 from .evaluate import evaluate_samples
 from .loss import ctpn_loss
 from .model import CTPN, CTPNConfig, normalize
-from .predictor import Detector
+from .predictor import DEFAULT_SCALE, Detector
 
 
 @dataclass
@@ -52,7 +52,7 @@ class DetTrainConfig:
     val_every: int = 2000
     val_limit: int | None = 100  # photos per validation set
     val_level: str = "word"
-    val_scale: int = 720
+    val_scale: int = DEFAULT_SCALE
     log_every: int = 50
     seed: int = 0
     workers: int = 1
