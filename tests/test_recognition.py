@@ -25,6 +25,7 @@ from scenetext.recognition.preprocess import (
     pad_batch,
     prepare_crop,
     target_width,
+    width_batches,
 )
 
 
@@ -101,6 +102,19 @@ def test_preprocess_keeps_aspect_and_pads():
     assert min_frames([1, 2, 2, 3]) == 5
 
 
+def test_width_batches_sort_by_width_and_bound_the_padded_size():
+    widths = [300, 40, 1000, 96, 40, 164, 2000]
+    batches = width_batches(widths, batch_size=3, max_columns=1000)
+    assert sorted(i for b in batches for i in b) == list(range(len(widths)))
+    flat = [i for b in batches for i in b]
+    assert [widths[i] for i in flat] == sorted(widths)  # narrowest first
+    for b in batches:
+        assert len(b) <= 3
+        assert len(b) == 1 or len(b) * max(widths[i] for i in b) <= 1000
+    assert [len(b) for b in batches] == [3, 2, 1, 1]  # 40 40 96 | 164 300 | 1000 | 2000 alone
+    assert width_batches([], 64, 100) == []
+
+
 @pytest.mark.parametrize("variant", ["small"])
 def test_padded_batch_gives_the_same_result_as_alone(variant):
     torch.manual_seed(0)
@@ -112,7 +126,7 @@ def test_padded_batch_gives_the_same_result_as_alone(variant):
     model.eval()
     rng = np.random.default_rng(0)
     crops = [rng.integers(0, 255, (32, w, 3), dtype=np.uint8) for w in (40, 96, 164, 300)]
-    rec = Recognizer(model)
+    rec = Recognizer(model, max_batch_columns=600)  # 40, 96, 164 together; 300 alone
     batched = rec.log_probs(crops)
     for crop, lp in zip(crops, batched):
         alone = rec.log_probs([crop])[0]

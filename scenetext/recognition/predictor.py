@@ -11,18 +11,21 @@ from .. import checkpoint
 from ..nn import fold_batchnorm
 from .decode import Decoded, Lexicon, beam_decode, greedy_decode, lexicon_decode
 from .model import CRNN, CRNNConfig
-from .preprocess import pad_batch, prepare_crop
+from .preprocess import pad_batch, prepare_crop, width_batches
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "crnn.pt"
 
 
 class Recognizer:
     def __init__(self, model: CRNN, batch_size: int = 64, max_width: int = 1024, decoder: str = "greedy",
-                 lexicon: Lexicon | None = None, name: str = "crnn"):
+                 lexicon: Lexicon | None = None, name: str = "crnn", max_batch_columns: int = 64 * 256):
         self.model = model.eval()
         self.config: CRNNConfig = model.config
         self.charset = self.config.charset
         self.batch_size = batch_size
+        # Bounds one forward pass: 64 crops of 256 columns need ~35 MB of activations, while 64
+        # padded to 1,024 columns needed ~140 MB and set the pipeline's peak memory.
+        self.max_batch_columns = max_batch_columns
         self.max_width = max_width
         self.decoder = decoder
         self.lexicon = lexicon
@@ -45,10 +48,8 @@ class Recognizer:
     def log_probs(self, crops: list[np.ndarray]) -> list[np.ndarray]:
         """Per-crop (T_i, classes) log-probabilities; crops are batched by width."""
         prepared = [prepare_crop(c, max_width=self.max_width) for c in crops]
-        order = np.argsort([p.shape[1] for p in prepared], kind="stable")
         out: list[np.ndarray | None] = [None] * len(crops)
-        for s in range(0, len(order), self.batch_size):
-            idx = order[s : s + self.batch_size]
+        for idx in width_batches([p.shape[1] for p in prepared], self.batch_size, self.max_batch_columns):
             x, widths = pad_batch([prepared[i] for i in idx])
             lp = self.model(x.contiguous(memory_format=torch.channels_last), widths).numpy()
             frames = self.model.frames(widths).tolist()

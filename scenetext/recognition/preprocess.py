@@ -41,6 +41,27 @@ def pad_batch(arrays: list[np.ndarray]):
     return torch.from_numpy(batch), widths
 
 
+def width_batches(widths: list[int], batch_size: int, max_columns: int) -> list[list[int]]:
+    """Group crop indices into batches of similar width for one padded forward pass each.
+
+    Indices are taken in order of width (narrowest first); a batch closes at ``batch_size`` crops
+    or when padding it to its widest crop would exceed ``max_columns`` columns in all, so a page
+    of very wide lines is read in several smaller batches instead of one huge tensor (memory,
+    not speed, is what this bounds). A crop wider than ``max_columns`` gets a batch of its own.
+    """
+    order = sorted(range(len(widths)), key=lambda i: widths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        if current and (len(current) >= batch_size or (len(current) + 1) * widths[i] > max_columns):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
 def min_frames(label_ids: list[int]) -> int:
     """CTC needs a frame per label plus one blank between repeated labels."""
     return len(label_ids) + sum(1 for a, b in zip(label_ids, label_ids[1:]) if a == b)
