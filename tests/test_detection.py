@@ -27,7 +27,7 @@ from scenetext.detection.lines import (
     nms_quads,
     split_words,
 )
-from scenetext.detection.loss import ctpn_loss
+from scenetext.detection.loss import LossConfig, ctpn_loss, hard_negative_loss
 from scenetext.detection.model import CTPN, CTPNConfig
 from scenetext.detection.predictor import Detector
 from scenetext.detection.proposals import Proposals, decode_proposals, slice_nms
@@ -167,6 +167,7 @@ def _batched(targets):
         "vertical_mask": torch.from_numpy(targets.vertical_mask)[None],
         "side": torch.from_numpy(targets.side)[None],
         "side_mask": torch.from_numpy(targets.side_mask)[None],
+        "negatives": torch.from_numpy(targets.negatives)[None],
     }
 
 
@@ -182,6 +183,34 @@ def test_loss_is_finite(regions):
         assert losses["vertical"] == 0 and losses["side"] == 0
     empty = {k: torch.zeros_like(v) - 1 if k == "labels" else torch.zeros_like(v) for k, v in targets.items()}
     assert torch.isfinite(ctpn_loss(model(torch.zeros(1, 3, 160, 320)), empty)["loss"])
+
+
+def test_hard_negative_loss_takes_each_images_worst_background_anchors():
+    ce = torch.tensor([[5.0, 1.0, 3.0, 2.0, 9.0], [0.5, 4.0, 0.1, 0.2, 0.3]], requires_grad=True)
+    negatives = torch.tensor([[True, True, True, True, False], [False, False, True, False, False]])
+    loss = hard_negative_loss(ce, negatives, k=2)
+    # image 0: 5 and 3 (9 is not background); image 1 has one background anchor: 0.1
+    assert loss.item() == pytest.approx((5 + 3 + 0.1) / 3)
+    loss.backward()
+    assert ce.grad[0].tolist() == pytest.approx([1 / 3, 0, 1 / 3, 0, 0]) and ce.grad[1, 2] == pytest.approx(1 / 3)
+    none = hard_negative_loss(ce, torch.zeros_like(negatives), k=2)
+    assert none.item() == 0 and none.requires_grad
+
+
+def test_loss_with_hard_negatives_adds_a_term_only_when_asked():
+    model = CTPN()
+    out = model(torch.rand(1, 3, 160, 320))
+    targets = _batched(build_targets([box_region(32, 40, 96, 63)], (160, 320), TargetConfig(),
+                                     np.random.default_rng(0)))
+    assert targets["negatives"].sum() > (targets["labels"] == 0).sum()  # more than the sampled ones
+    plain = ctpn_loss(out, targets)
+    mined = ctpn_loss(out, targets, LossConfig(hard_negatives=64))
+    assert "hard" not in plain
+    ce = torch.nn.functional.cross_entropy(out["scores"].reshape(-1, 2), torch.zeros(out["scores"][..., 0].numel(),
+                                           dtype=torch.long), reduction="none")
+    sampled_negatives = ce[(targets["labels"] == 0).reshape(-1)]
+    assert mined["hard"] >= sampled_negatives.mean()  # the worst 64 are at least as bad as a random draw
+    assert mined["loss"].item() == pytest.approx((plain["loss"] + mined["hard"]).item(), rel=1e-6)
 
 
 # --------------------------------------------------------------------------- proposals

@@ -151,4 +151,6 @@ def collate(items) -> tuple[dict[str, torch.Tensor] | None, dict[str, int]]:
     for name in ("labels", "vertical", "vertical_mask", "side", "side_mask"):
         batch[name] = torch.from_numpy(np.stack([getattr(t, name) for _, t in good]))
     batch["labels"] = batch["labels"].long()
+    if all(t.negatives is not None for _, t in good):
+        batch["negatives"] = torch.from_numpy(np.stack([t.negatives for _, t in good]))
     return batch, skipped

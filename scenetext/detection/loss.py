@@ -2,6 +2,11 @@
 vertical coordinates ``(v_c, v_h)`` of matched anchors and smooth-L1 for the side offsets of
 anchors near a region end, weighted 1.0 and 2.0 as in the paper.
 
+Optional online hard-negative mining (``hard_negatives`` > 0): the randomly sampled negatives are
+mostly easy (sky, road), so the detector learned little about the textures that fool it (foliage,
+railings, brick). Each image then also contributes its ``hard_negatives`` background anchors with
+the highest cross-entropy, among all its background anchors, as a separate term ``hard``.
+
 Each term is a mean over its own anchors; an empty set (no sampled anchor, no positive, no end
 in view) contributes an exact 0 that still carries a gradient path, so the loss is never NaN.
 """
@@ -19,6 +24,8 @@ class LossConfig:
     vertical_weight: float = 1.0
     side_weight: float = 2.0
     beta: float = 1 / 9  # smooth-L1 transition (sigma = 3 in the Faster R-CNN code CTPN builds on)
+    hard_negatives: int = 0  # per image; 0 turns mining off
+    hard_weight: float = 1.0
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -45,4 +52,21 @@ def ctpn_loss(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
     side = F.smooth_l1_loss(outputs["side"], targets["side"], reduction="none", beta=cfg.beta)
     side = _masked_mean(side, targets["side_mask"])
     total = cls + cfg.vertical_weight * vertical + cfg.side_weight * side
-    return {"loss": total, "cls": cls, "vertical": vertical, "side": side}
+    terms = {"loss": total, "cls": cls, "vertical": vertical, "side": side}
+    if cfg.hard_negatives > 0 and "negatives" in targets:
+        terms["hard"] = hard_negative_loss(ce.reshape(labels.shape[0], -1),
+                                           targets["negatives"].reshape(labels.shape[0], -1), cfg.hard_negatives)
+        terms["loss"] = total + cfg.hard_weight * terms["hard"]
+    return terms
+
+
+def hard_negative_loss(ce: torch.Tensor, negatives: torch.Tensor, k: int) -> torch.Tensor:
+    """Mean of each image's ``k`` largest cross-entropies among its background anchors.
+
+    ``ce`` and ``negatives`` are ``(B, N)``; where an image has fewer than ``k`` background
+    anchors, all of them count. Exact 0 (with a gradient path) when there are none.
+    """
+    masked = ce.masked_fill(~negatives, float("-inf"))
+    top, _ = masked.topk(min(k, ce.shape[1]), dim=1)
+    chosen = torch.isfinite(top)
+    return _masked_mean(top, chosen)

@@ -23,7 +23,8 @@ Labelling (thresholds in :class:`TargetConfig`):
 Matched anchors get vertical targets ``(v_c, v_h)``; matched anchors whose centre lies within
 ``side_distance`` px of a region end get the side target of the nearer end, but only for ends
 inside the image (a region cut by a crop has no true end at the cut). Finally positives and
-negatives are sampled (``batch_size`` anchors, at most ``positive_fraction`` positive).
+negatives are sampled (``batch_size`` anchors, at most ``positive_fraction`` positive); the mask
+of all background anchors is kept too, for the loss's optional hard-negative mining.
 Degenerate regions (no area inside the image) give no columns, so no target is ever NaN.
 """
 
@@ -80,6 +81,7 @@ class Targets:
     vertical_mask: np.ndarray  # bool
     side: np.ndarray  # (h, w, k) float32 side offsets; valid where side_mask
     side_mask: np.ndarray  # bool
+    negatives: np.ndarray | None = None  # bool: every background anchor before sampling (hard-negative mining)
 
 
 def slice_region(points: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -230,5 +232,6 @@ def build_targets(regions: list[Region], image_size: tuple[int, int], cfg: Targe
     cfg = cfg or TargetConfig()
     rng = rng if rng is not None else np.random.default_rng(0)
     targets = label_anchors(regions, image_size, cfg, heights)
+    targets.negatives = targets.labels == NEGATIVE
     targets.labels = sample_labels(targets.labels, cfg, rng)
     return targets

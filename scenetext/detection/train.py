@@ -32,7 +32,7 @@ from ..training import (
 )
 from .data import AugmentConfig, DetDataset, DetSampleSource, collate
 from .evaluate import evaluate_samples
-from .loss import ctpn_loss
+from .loss import LossConfig, ctpn_loss
 from .model import CTPN, CTPNConfig, normalize
 from .predictor import DEFAULT_SCALE, Detector
 
@@ -66,6 +66,7 @@ class DetTrainConfig:
     init: str | None = None  # start from these weights (fine-tuning) instead of from scratch
     stop_at: int | None = None  # checkpoint and stop at this step (the LR schedule still follows `steps`)
     synth_level: str = "word"  # regions of synthetic scenes to train on: "word" or "line"
+    hard_negatives: int = 0  # per image, mined among all background anchors (0: random sampling only)
 
 
 def _print(msg: str) -> None:
@@ -101,7 +102,7 @@ def _train_step(model: CTPN, opt, batch, step: int, cfg: DetTrainConfig, skipped
         return step + 1
     for group in opt.param_groups:
         group["lr"] = lr_at(step, cfg)
-    terms = ctpn_loss(model(normalize(batch["images"])), batch)
+    terms = ctpn_loss(model(normalize(batch["images"])), batch, LossConfig(hard_negatives=cfg.hard_negatives))
     if torch.isfinite(terms["loss"]):
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
