@@ -24,6 +24,7 @@ from scenetext.detection.lines import (
     LineConfig,
     build_lines,
     connect,
+    link_proposals,
     nms_quads,
     split_words,
 )
@@ -321,6 +322,14 @@ def test_mismatched_heights_are_not_linked():
     low = make_proposals(range(2, 6), 40, 64)
     tall = make_proposals(range(6, 14), 20, 90)
     assert len(connect(concat(low, tall, NOISE), PLAIN)) == 2
+
+
+@pytest.mark.parametrize("second", [(3, 20, 90), (40, 40, 64)])  # a neighbour too tall; one too far away
+def test_proposals_with_no_linkable_pair_make_no_links(second):
+    column, top, bottom = second
+    boxes = np.array([[32, 40, 47, 64], [16 * column, top, 16 * column + 15, bottom]], np.float32)
+    assert link_proposals(boxes, np.array([0.9, 0.8], np.float32), LineConfig()).tolist() == [-1, -1]
+    assert link_proposals(boxes[:1], np.array([0.9], np.float32), LineConfig()).tolist() == [-1]
 
 
 def test_slanted_chain_gives_slanted_quad():

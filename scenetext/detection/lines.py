@@ -120,6 +120,8 @@ def link_proposals(boxes: np.ndarray, scores: np.ndarray, cfg: LineConfig) -> np
     with np.errstate(divide="ignore", invalid="ignore"):
         meet = (overlap >= cfg.min_v_overlap * smaller) & (smaller >= cfg.min_size_similarity * larger) & (smaller > 0)
     i, j = i[meet], j[meet]
+    if len(i) == 0:  # no pair qualifies (the indexing below needs at least one)
+        return np.full(n, -1, dtype=np.int64)
     distance = columns[j] - columns[i]
     # Nearest column first, then the best score: the first entry per proposal wins.
     successor_of = _first_per_key(i, np.lexsort((-scores[j], distance, i)), n)
