@@ -41,9 +41,18 @@ def load(path: str | Path, kind: str | None = None) -> dict:
     return obj
 
 
-def export_weights(checkpoint: str | Path, out: str | Path, half: bool = True) -> Path:
-    """Strip training state from a checkpoint and store its weights in fp16."""
+def export_weights(checkpoint: str | Path, out: str | Path, half: bool = True,
+                   settings: dict | None = None) -> Path:
+    """Strip training state from a checkpoint and store its weights in fp16.
+
+    ``settings`` (e.g. ``{"score_threshold": 0.5}`` for a detector) are stored under
+    ``meta["settings"]``: the defaults the predictor uses with these weights, for settings that
+    belong to a model (a detector trained with hard negatives scores text lower, say).
+    """
     ck = load(checkpoint)
     sd = {k: v.half() if (half and v.is_floating_point()) else v for k, v in ck["state_dict"].items()}
-    save(out, {"kind": ck["kind"], "config": ck["config"], "state_dict": sd, "meta": ck.get("meta", {})})
+    meta = dict(ck.get("meta", {}))
+    if settings:
+        meta["settings"] = {**meta.get("settings", {}), **settings}
+    save(out, {"kind": ck["kind"], "config": ck["config"], "state_dict": sd, "meta": meta})
     return Path(out)

@@ -438,11 +438,18 @@ def eval_det(folder, weights, protocol, level, limit, json_out):
 @click.argument("checkpoint_file", type=click.Path(exists=True, dir_okay=False))
 @click.argument("out", type=click.Path(dir_okay=False))
 @click.option("--fp32", is_flag=True, help="keep fp32 weights (default: fp16, half the size)")
-def export(checkpoint_file, out, fp32):
+@click.option("--score-threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="detector only: the proposal score threshold to use with these weights (default 0.7)")
+def export(checkpoint_file, out, fp32, score_threshold):
     """Strip the training state from a checkpoint and write a model file (e.g. into weights/)."""
     from . import checkpoint
 
-    path = checkpoint.export_weights(checkpoint_file, out, half=not fp32)
+    settings = None
+    if score_threshold is not None:
+        if checkpoint.load(checkpoint_file).get("kind") != "ctpn":
+            raise click.UsageError("--score-threshold applies to detector (CTPN) checkpoints only")
+        settings = {"score_threshold": score_threshold}
+    path = checkpoint.export_weights(checkpoint_file, out, half=not fp32, settings=settings)
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 

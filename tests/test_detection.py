@@ -413,3 +413,27 @@ def test_detector_runs_on_a_photo_sized_image(tmp_path):
             assert (found.quad >= 0).all() and (found.quad <= [640, 360]).all()
     with pytest.raises(ValueError):
         detector.detect(rgb, level="page")
+
+
+def test_exported_score_threshold_is_the_detectors_default(tmp_path):
+    from click.testing import CliRunner
+
+    from scenetext.cli import main
+    from scenetext.recognition.model import CRNN, CRNNConfig
+
+    model = CTPN()
+    trained = tmp_path / "last.pt"
+    checkpoint.save(trained, {"kind": "ctpn", "config": model.config.to_dict(), "state_dict": model.state_dict()})
+    runner = CliRunner()
+    plain, tuned = tmp_path / "plain.pt", tmp_path / "tuned.pt"
+    assert runner.invoke(main, ["export", str(trained), str(plain)]).exit_code == 0
+    assert runner.invoke(main, ["export", str(trained), str(tuned), "--score-threshold", "0.55"]).exit_code == 0
+    assert Detector.load(plain).score_threshold == 0.7
+    assert Detector.load(tuned).score_threshold == pytest.approx(0.55)
+    assert Detector.load(tuned, score_threshold=0.9).score_threshold == 0.9  # an explicit argument wins
+    rec = CRNN(CRNNConfig())
+    rec_file = tmp_path / "crnn.pt"
+    checkpoint.save(rec_file, {"kind": "crnn", "config": rec.config.to_dict(), "state_dict": rec.state_dict()})
+    refused = runner.invoke(main, ["export", str(rec_file), str(tmp_path / "x.pt"), "--score-threshold", "0.5"])
+    assert refused.exit_code == 2 and "detector" in refused.output
+    assert not (tmp_path / "x.pt").exists()
