@@ -5,8 +5,8 @@ detector's feature maps, batches of crops). glibc's allocator raises its mmap th
 time such a buffer is freed, up to 32 MB, after which these buffers come from the heap, which
 fragments and is not given back: over 100 photos the resident size of the pipeline climbed from
 ~450 to ~900 MB. Fixing the threshold at 4 MB makes big buffers go straight back to the system
-when freed; the pipeline then stays near 350 MB (peak ~530 MB with the detector at short side
-720). The price is speed: each big buffer is mapped and zero-filled afresh, which took folder
+when freed; the pipeline then stays near 350 MB (peak ~400 MB with the detector at short side
+720 and recogniser batches bounded by padded size). The price is speed: each big buffer is mapped and zero-filled afresh, which took folder
 throughput from ~13 to ~8 photos/s on 2 cores (``make bench``). The median time per photo stays
 far inside its target, so memory wins by default.
 
