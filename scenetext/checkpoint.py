@@ -41,6 +41,14 @@ def load(path: str | Path, kind: str | None = None) -> dict:
     return obj
 
 
+#: Settings a model file of each kind may carry (``meta["settings"]``) for its predictor.
+SETTINGS = {"ctpn": {"score_threshold"}}
+
+
+class UnknownSettingError(ValueError):
+    """A setting was given for a model kind that has no such setting."""
+
+
 def export_weights(checkpoint: str | Path, out: str | Path, half: bool = True,
                    settings: dict | None = None) -> Path:
     """Strip training state from a checkpoint and store its weights in fp16.
@@ -50,6 +58,9 @@ def export_weights(checkpoint: str | Path, out: str | Path, half: bool = True,
     belong to a model (a detector trained with hard negatives scores text lower, say).
     """
     ck = load(checkpoint)
+    unknown = set(settings or {}) - SETTINGS.get(ck["kind"], set())
+    if unknown:
+        raise UnknownSettingError(f"{checkpoint}: a {ck['kind']!r} model has no setting {', '.join(sorted(unknown))}")
     sd = {k: v.half() if (half and v.is_floating_point()) else v for k, v in ck["state_dict"].items()}
     meta = dict(ck.get("meta", {}))
     if settings:

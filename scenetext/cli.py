@@ -444,12 +444,11 @@ def export(checkpoint_file, out, fp32, score_threshold):
     """Strip the training state from a checkpoint and write a model file (e.g. into weights/)."""
     from . import checkpoint
 
-    settings = None
-    if score_threshold is not None:
-        if checkpoint.load(checkpoint_file).get("kind") != "ctpn":
-            raise click.UsageError("--score-threshold applies to detector (CTPN) checkpoints only")
-        settings = {"score_threshold": score_threshold}
-    path = checkpoint.export_weights(checkpoint_file, out, half=not fp32, settings=settings)
+    settings = {"score_threshold": score_threshold} if score_threshold is not None else None
+    try:
+        path = checkpoint.export_weights(checkpoint_file, out, half=not fp32, settings=settings)
+    except checkpoint.UnknownSettingError as exc:
+        raise click.UsageError(f"{exc} (--score-threshold is for detector checkpoints)") from exc
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
