@@ -140,3 +140,75 @@ def test_synth_cli_writes_readable_sets(tmp_path):
 def test_synth_cli_rejects_bad_arguments(tmp_path):
     res = CliRunner().invoke(main, ["synth", "words", "-n", "0", "-o", str(tmp_path)])
     assert res.exit_code == 2 and "0" in res.output
+
+
+def _word_crops(folder, n=6):
+    """Tight 'word crops': dark strokes on white, each of its own size; one tall (vertical) crop."""
+    from scenetext.data.formats import RecSample
+
+    folder.mkdir(parents=True, exist_ok=True)
+    crops = []
+    for i in range(n):
+        h, w = 24 + 4 * i, 60 + 15 * i
+        img = np.full((h, w, 3), 255, np.uint8)
+        for x in range(3, w - 6, 9):
+            img[3 : h - 3, x : x + 4] = 0
+        path = folder / f"{i}.png"
+        cv2.imwrite(str(path), img)
+        crops.append(RecSample(path, f"w{i}"))
+    tall = folder / "tall.png"
+    cv2.imwrite(str(tall), np.zeros((90, 20, 3), np.uint8))
+    crops.append(RecSample(tall, "vertical"))
+    return crops
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pasted_crops_lie_inside_their_regions(tmp_path, seed):
+    from scenetext.data.render_pasted import PasteSceneRenderer, PasteStyle
+
+    style = PasteStyle(size=(320, 240), words=(3, 6), text_height=(16, 32), distractors=0.0, row_prob=0.5)
+    renderer = PasteSceneRenderer(_word_crops(tmp_path), backgrounds=FlatBackgrounds(), style=style)
+    img, words, lines = renderer.render(random.Random(seed))
+    assert img.shape == (240, 320, 3) and words
+    assert "vertical" not in {w.text for w in words}, "vertical crops are left out"
+    assert sum(len(line.text.split()) for line in lines) == len(words)
+    changed = np.abs(img.astype(int) - 128).max(axis=2) > 20
+    inside = np.zeros(changed.shape, np.uint8)  # a row's lines also cover the gaps between its words
+    for region in words + lines:
+        points = region.points
+        assert (points >= -0.5).all() and (points[:, 0] <= 320).all() and (points[:, 1] <= 240).all()
+        cv2.fillPoly(inside, [np.round(points).astype(np.int32)], 1)
+    grown = cv2.dilate(inside, np.ones((3, 3), np.uint8)).astype(bool)
+    assert (changed & ~grown).sum() <= 0.01 * changed.sum(), "pasted pixels outside the regions"
+    for w in words:  # every region holds pasted content (the crops are black and white, far from grey)
+        mask = np.zeros(changed.shape, np.uint8)
+        cv2.fillPoly(mask, [np.round(w.points).astype(np.int32)], 1)
+        assert changed[mask.astype(bool)].mean() > 0.5, w.text
+    again, words2, _ = renderer.render(random.Random(seed))
+    assert np.array_equal(img, again) and [w.text for w in words2] == [w.text for w in words]
+
+
+class ColourPatches(BackgroundPool):
+    """Grey scenes; every other crop request (the plain distractor patches) is a saturated red."""
+
+    def __init__(self):
+        super().__init__([])
+
+    def crop(self, rng, w, h, photo_prob=0.0):
+        colour = (128, 128, 128) if (w, h) == (320, 240) else (220, 30, 30)
+        return np.full((h, w, 3), colour, np.uint8)
+
+
+def test_pasted_scenes_add_unlabelled_plain_patches(tmp_path):
+    from scenetext.data.render_pasted import PasteSceneRenderer, PasteStyle
+
+    style = PasteStyle(size=(320, 240), words=(2, 3), text_height=(12, 20), distractors=2.0)
+    renderer = PasteSceneRenderer(_word_crops(tmp_path), backgrounds=ColourPatches(), style=style)
+    img, words, _ = renderer.render(random.Random(3))
+    red = (img[..., 0] > 180) & (img[..., 1] < 80)
+    labelled = np.zeros(red.shape, np.uint8)
+    for w in words:
+        cv2.fillPoly(labelled, [np.round(w.points).astype(np.int32)], 1)
+    assert red.sum() > 50 and not (red & labelled.astype(bool)).any(), "distractors are pasted, never labelled"
+    with pytest.raises(ValueError):
+        PasteSceneRenderer([])

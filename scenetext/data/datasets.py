@@ -28,6 +28,12 @@ def scene_renderer():
     return SceneRenderer()
 
 
+def pasted_scene_renderer(crops):
+    from .render_pasted import PasteSceneRenderer
+
+    return PasteSceneRenderer(crops)
+
+
 class LazyRenderer:
     """A renderer built on first use: fonts and backgrounds load once per worker process, not in
     the parent that pickles the data set."""

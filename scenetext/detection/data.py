@@ -10,6 +10,7 @@ collate function counts and drops them.
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 
@@ -17,8 +18,8 @@ import cv2
 import numpy as np
 import torch
 
-from ..data.datasets import LazyRenderer, scene_renderer
-from ..data.formats import DetSample, Region
+from ..data.datasets import LazyRenderer, pasted_scene_renderer, scene_renderer
+from ..data.formats import DetSample, RecSample, Region
 from ..imageio import load_image
 from ..training import sample_rng
 from .anchors import ANCHOR_HEIGHTS
@@ -82,11 +83,15 @@ class DetSampleSource:
     between words are then background, the line builder still chains words into lines, and
     lines can be split into words at those gaps. ``"line"`` trains on whole lines instead.
     Real photos use the regions of their set as stored (``###`` regions are ignored).
+
+    With ``paste_crops`` (real word crops), a ``paste_ratio`` share of the synthetic samples are
+    scenes of those crops pasted into background photos (:mod:`scenetext.data.render_pasted`).
     """
 
     def __init__(self, real_samples: list[DetSample] = (), real_ratio: float = 0.3, seed: int = 0,
                  augment: AugmentConfig | None = None, targets: TargetConfig | None = None,
-                 heights=ANCHOR_HEIGHTS, renderer_factory=None, synth_level: str = "word"):
+                 heights=ANCHOR_HEIGHTS, renderer_factory=None, synth_level: str = "word",
+                 paste_crops: list[RecSample] = (), paste_ratio: float = 0.0):
         if synth_level not in ("word", "line"):
             raise ValueError(f"synth_level must be 'word' or 'line', not {synth_level!r}")
         self.synth_level = synth_level
@@ -97,6 +102,8 @@ class DetSampleSource:
         self.targets = targets or TargetConfig()
         self.heights = tuple(heights)
         self._renderer = LazyRenderer(renderer_factory or scene_renderer)
+        self.paste_ratio = paste_ratio if paste_crops else 0.0
+        self._paster = LazyRenderer(functools.partial(pasted_scene_renderer, list(paste_crops)))
 
     @property
     def renderer(self):
@@ -107,7 +114,8 @@ class DetSampleSource:
         if rng.random() < self.real_ratio:
             sample = self.real[rng.randrange(len(self.real))]
             return load_image(sample.image), sample.regions
-        rgb, words, lines = self.renderer.render(rng)
+        renderer = self._paster.get() if self.paste_ratio and rng.random() < self.paste_ratio else self.renderer
+        rgb, words, lines = renderer.render(rng)
         return rgb, words if self.synth_level == "word" else lines
 
     def __call__(self, index: int) -> tuple[np.ndarray, Targets] | str:

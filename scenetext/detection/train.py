@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .. import checkpoint
-from ..data.formats import DetSample, read_det_set
+from ..data.formats import DetSample, RecSample, read_det_set, read_rec_set, write_det_set
 from ..nn import count_parameters
 from ..training import (
     CheckpointPolicy,
@@ -67,6 +67,9 @@ class DetTrainConfig:
     stop_at: int | None = None  # checkpoint and stop at this step (the LR schedule still follows `steps`)
     synth_level: str = "word"  # regions of synthetic scenes to train on: "word" or "line"
     hard_negatives: int = 0  # per image, mined among all background anchors (0: random sampling only)
+    paste: list[str] = field(default_factory=list)  # word crop folders (labels.tsv) pasted into scenes
+    paste_ratio: float = 0.5  # share of the synthetic samples that are pasted-crop scenes
+    paste_holdout_scenes: int = 40  # scenes rendered from the held-out crops, for validation
 
 
 def _print(msg: str) -> None:
@@ -89,8 +92,36 @@ def _print_table(step: int, results: dict[str, dict]) -> None:
                f"{r['ms_per_image']:>8.0f}")
 
 
-def _val_sets(cfg: DetTrainConfig, holdout: list[DetSample]) -> dict[str, list[DetSample]]:
+def paste_holdout_set(folder: Path, crops: list[RecSample], n: int, seed: int = 12345) -> list[DetSample]:
+    """``n`` pasted-crop scenes made only of held-out crops, written once to ``folder`` (images/ +
+    gt/) and read back: the same scenes for every validation and every resumed run."""
+    if not (folder / "gt").is_dir() or len(list((folder / "gt").glob("*.txt"))) != n:
+        import random
+
+        import cv2
+
+        from ..data.render_pasted import PasteSceneRenderer
+
+        renderer = PasteSceneRenderer(crops)
+        (folder / "images").mkdir(parents=True, exist_ok=True)
+        threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)  # no OpenCV thread pool before the data workers fork (it would deadlock them)
+        try:
+            for i in range(n):
+                rgb, words, _ = renderer.render(random.Random(seed * 1_000_003 + i))
+                image = folder / "images" / f"{i:04d}.png"
+                cv2.imwrite(str(image), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+                write_det_set(folder, [DetSample(image, words)])
+        finally:
+            cv2.setNumThreads(threads)
+    return read_det_set(folder)
+
+
+def _val_sets(cfg: DetTrainConfig, holdout: list[DetSample],
+              paste_holdout: list[DetSample] = ()) -> dict[str, list[DetSample]]:
     sets = {"holdout": holdout[: cfg.val_limit]} if holdout else {}
+    if paste_holdout:
+        sets["paste-holdout"] = list(paste_holdout)[: cfg.val_limit]
     for folder in cfg.val:
         sets[Path(folder).name] = read_det_set(folder)[: cfg.val_limit]
     return sets
@@ -144,11 +175,20 @@ def train(cfg: DetTrainConfig, renderer_factory=None) -> Path:
     real = [sample for folder in cfg.real for sample in read_det_set(folder)]
     real_train, holdout = split_holdout(real, cfg.holdout)
     _print(f"real photos: {len(real_train)} for training, {len(holdout)} held out; real ratio {cfg.real_ratio}")
-    val_sets = _val_sets(cfg, holdout)
+    crops = [sample for folder in cfg.paste for sample in read_rec_set(folder)]
+    paste_train, paste_held = split_holdout(crops, cfg.holdout)
+    paste_val = []
+    if crops:
+        _print(f"word crops to paste: {len(paste_train)} for training, {len(paste_held)} held out; "
+               f"paste ratio {cfg.paste_ratio}")
+        if paste_held and cfg.paste_holdout_scenes:
+            paste_val = paste_holdout_set(out / "paste_holdout", paste_held, cfg.paste_holdout_scenes)
+    val_sets = _val_sets(cfg, holdout, paste_val)
 
     augment = AugmentConfig(crop=tuple(cfg.crop), short_side=tuple(cfg.short_side), max_rotation=cfg.max_rotation)
     source = DetSampleSource(real_train, cfg.real_ratio, cfg.seed, augment, heights=model_cfg.anchor_heights,
-                             renderer_factory=renderer_factory, synth_level=cfg.synth_level)
+                             renderer_factory=renderer_factory, synth_level=cfg.synth_level,
+                             paste_crops=paste_train, paste_ratio=cfg.paste_ratio)
     loader = torch.utils.data.DataLoader(
         DetDataset(source), batch_size=cfg.batch_size, sampler=StepSampler(step, cfg.steps, cfg.batch_size),
         num_workers=cfg.workers, collate_fn=collate, worker_init_fn=worker_init,
@@ -179,8 +219,9 @@ def train(cfg: DetTrainConfig, renderer_factory=None) -> Path:
                 log.write(json.dumps({"step": step, "val": results, "skipped": skipped_total,
                                       "time": time.time()}) + "\n")
                 log.flush()
-                if "holdout" in results and results["holdout"]["hmean"] > best:
-                    best = results["holdout"]["hmean"]
+                held = [results[name]["hmean"] for name in ("holdout", "paste-holdout") if name in results]
+                if held and float(np.mean(held)) > best:
+                    best = float(np.mean(held))
                     save_checkpoint(best_path, {"holdout_hmean": best})
             if policy.after_step(step, lambda: save_checkpoint(last_path)):
                 _print(f"stopped at step {step}; checkpoint {last_path}")
