@@ -42,7 +42,7 @@ def load(path: str | Path, kind: str | None = None) -> dict:
 
 
 #: Settings a model file of each kind may carry (``meta["settings"]``) for its predictor.
-SETTINGS = {"ctpn": {"score_threshold"}}
+SETTINGS = {"ctpn": {"score_threshold", "scales", "max_side"}}
 
 
 class UnknownSettingError(ValueError):
@@ -53,7 +53,8 @@ def export_weights(checkpoint: str | Path, out: str | Path, half: bool = True,
                    settings: dict | None = None) -> Path:
     """Strip training state from a checkpoint and store its weights in fp16.
 
-    ``settings`` (e.g. ``{"score_threshold": 0.5}`` for a detector) are stored under
+    ``settings`` (e.g. ``{"score_threshold": 0.5, "scales": [900], "max_side": 1600}`` for a
+    detector) are stored under
     ``meta["settings"]``: the defaults the predictor uses with these weights, for settings that
     belong to a model (a detector trained with hard negatives scores text lower, say).
     """

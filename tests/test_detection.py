@@ -415,7 +415,7 @@ def test_detector_runs_on_a_photo_sized_image(tmp_path):
         detector.detect(rgb, level="page")
 
 
-def test_exported_score_threshold_is_the_detectors_default(tmp_path):
+def test_exported_settings_are_the_detectors_defaults(tmp_path):
     from click.testing import CliRunner
 
     from scenetext.cli import main
@@ -431,9 +431,19 @@ def test_exported_score_threshold_is_the_detectors_default(tmp_path):
     assert Detector.load(plain).score_threshold == 0.7
     assert Detector.load(tuned).score_threshold == pytest.approx(0.55)
     assert Detector.load(tuned, score_threshold=0.9).score_threshold == 0.9  # an explicit argument wins
+    scaled = tmp_path / "scaled.pt"
+    args = ["export", str(trained), str(scaled), "--scale", "900", "--scale", "1200", "--max-side", "1600"]
+    assert runner.invoke(main, args).exit_code == 0
+    default = Detector.load(plain)
+    assert (default.scales, default.max_side) == ((720,), 1280)
+    loaded = Detector.load(scaled)
+    assert (loaded.scales, loaded.max_side, loaded.score_threshold) == ((900, 1200), 1600, 0.7)
+    assert Detector.load(scaled, max_side=1000).max_side == 1000
     rec = CRNN(CRNNConfig())
     rec_file = tmp_path / "crnn.pt"
     checkpoint.save(rec_file, {"kind": "crnn", "config": rec.config.to_dict(), "state_dict": rec.state_dict()})
     refused = runner.invoke(main, ["export", str(rec_file), str(tmp_path / "x.pt"), "--score-threshold", "0.5"])
     assert refused.exit_code == 2 and "detector" in refused.output
+    refused = runner.invoke(main, ["export", str(rec_file), str(tmp_path / "x.pt"), "--scale", "900"])
+    assert refused.exit_code == 2 and "scales" in refused.output
     assert not (tmp_path / "x.pt").exists()

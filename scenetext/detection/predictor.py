@@ -69,14 +69,18 @@ class Detector:
     def load(cls, path: str | Path | None = None, **kwargs) -> "Detector":
         """Load a model file (default ``weights/ctpn.pt``) with its BatchNorms folded.
 
-        A ``score_threshold`` stored with the weights (``scenetext export --score-threshold``) is
-        the default; one passed here wins.
+        Settings stored with the weights (``scenetext export --score-threshold/--scale/--max-side``)
+        are the defaults; arguments passed here win.
         """
         path = Path(path) if path else DEFAULT_WEIGHTS
         ck = checkpoint.load(path, kind="ctpn")
         stored = ck.get("meta", {}).get("settings", {})
         if "score_threshold" in stored:
             kwargs.setdefault("score_threshold", float(stored["score_threshold"]))
+        if "scales" in stored:
+            kwargs.setdefault("scales", tuple(int(s) for s in stored["scales"]))
+        if "max_side" in stored:
+            kwargs.setdefault("max_side", int(stored["max_side"]))
         model = CTPN(CTPNConfig.from_dict(ck["config"]))
         model.load_state_dict(ck["state_dict"])
         fold_batchnorm(model.eval())
