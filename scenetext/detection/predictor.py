@@ -57,8 +57,7 @@ class Detector:
     def __init__(self, model: CTPN, scales: tuple[int, ...] = (DEFAULT_SCALE,), max_side: int = DEFAULT_MAX_SIDE,
                  score_threshold: float = 0.7, proposal_nms: float = 0.3, lines: LineConfig | None = None,
                  name: str = "ctpn"):
-        # channels-last activations run the convolutions ~20 % faster on a CPU (same results)
-        self.model = model.eval().to(memory_format=torch.channels_last)
+        self.model = model.eval()
         self.scales = tuple(scales)
         self.max_side = max_side
         self.score_threshold = score_threshold
@@ -85,6 +84,9 @@ class Detector:
         model = CTPN(CTPNConfig.from_dict(ck["config"]))
         model.load_state_dict(ck["state_dict"])
         fold_batchnorm(model.eval())
+        # Channels-last weights and activations run the convolutions ~20 % faster on a CPU (same
+        # results to 1e-5). Only for a model loaded here: a training run's model keeps its layout.
+        model.to(memory_format=torch.channels_last)
         kwargs.setdefault("name", f"ctpn-{model.config.variant}:{path.name}")
         return cls(model, **kwargs)
 
