@@ -80,9 +80,6 @@ class PasteSceneRenderer:
             return None
         return img, sample.text
 
-    def _plain(self, rng: random.Random, h: int, w: int) -> np.ndarray:
-        return self.backgrounds.crop(rng, w, h, photo_prob=0.9)
-
     def _blend(self, canvas: np.ndarray, patch: np.ndarray, alpha: np.ndarray, x: int, y: int) -> None:
         if self.style.feather > 0:
             alpha = cv2.GaussianBlur(alpha, (0, 0), self.style.feather) * alpha  # soften only inside the edge
@@ -141,13 +138,12 @@ class PasteSceneRenderer:
             img, spans = row
             if img.shape[1] >= W - 4 or img.shape[0] >= H - 4:
                 continue
-            angle = rng.uniform(-st.max_rotation, st.max_rotation)
-            patch, alpha, corners = _rotated_patch(img, angle)
-            ph, pw = alpha.shape
-            x, y = rng.randint(0, W - pw - 1), rng.randint(0, H - ph - 1)
-            if occupied[y : y + ph, x : x + pw].any():
+            patch, alpha, corners = _rotated_patch(img, rng.uniform(-st.max_rotation, st.max_rotation))
+            spot = self._paste_somewhere(rng, canvas, occupied, patch, alpha)
+            if spot is None:
                 continue
-            self._blend(canvas, patch, alpha, x, y)
+            x, y = spot
+            ph, pw = alpha.shape
             occupied[max(0, y - 4) : y + ph + 4, max(0, x - 4) : x + pw + 4] = True
             origin = np.float32([x, y])
             # Corners of each word: interpolate along the row's top and bottom edges.
@@ -170,9 +166,18 @@ class PasteSceneRenderer:
             w = max(4, round(h * rng.uniform(0.8, 6.0)))
             if w >= W - 4:
                 continue
-            patch, alpha, _ = _rotated_patch(self._plain(rng, h, w), rng.uniform(-st.max_rotation, st.max_rotation))
-            ph, pw = alpha.shape
-            x, y = rng.randint(0, W - pw - 1), rng.randint(0, H - ph - 1)
-            if occupied[y : y + ph, x : x + pw].any():
-                continue
-            self._blend(canvas, patch, alpha, x, y)
+            plain = self.backgrounds.crop(rng, w, h, photo_prob=0.9)
+            patch, alpha, _ = _rotated_patch(plain, rng.uniform(-st.max_rotation, st.max_rotation))
+            self._paste_somewhere(rng, canvas, occupied, patch, alpha)
+
+    def _paste_somewhere(self, rng: random.Random, canvas: np.ndarray, occupied: np.ndarray, patch: np.ndarray,
+                         alpha: np.ndarray) -> tuple[int, int] | None:
+        """Blend the patch in at one random spot of the canvas; None (nothing pasted) when that
+        spot overlaps an occupied area."""
+        H, W = occupied.shape
+        ph, pw = alpha.shape
+        x, y = rng.randint(0, W - pw - 1), rng.randint(0, H - ph - 1)
+        if occupied[y : y + ph, x : x + pw].any():
+            return None
+        self._blend(canvas, patch, alpha, x, y)
+        return x, y

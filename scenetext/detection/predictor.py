@@ -42,6 +42,10 @@ DEFAULT_SCALE = 720
 DEFAULT_MAX_SIDE = 1280
 
 
+#: How each setting a model file may carry (``checkpoint.SETTINGS["ctpn"]``) becomes an argument.
+_SETTING_TYPES = {"score_threshold": float, "scales": lambda v: tuple(int(s) for s in v), "max_side": int}
+
+
 class Detector:
     """CTPN text detector.
 
@@ -75,12 +79,8 @@ class Detector:
         path = Path(path) if path else DEFAULT_WEIGHTS
         ck = checkpoint.load(path, kind="ctpn")
         stored = ck.get("meta", {}).get("settings", {})
-        if "score_threshold" in stored:
-            kwargs.setdefault("score_threshold", float(stored["score_threshold"]))
-        if "scales" in stored:
-            kwargs.setdefault("scales", tuple(int(s) for s in stored["scales"]))
-        if "max_side" in stored:
-            kwargs.setdefault("max_side", int(stored["max_side"]))
+        for name, value in stored.items():
+            kwargs.setdefault(name, _SETTING_TYPES[name](value))
         model = CTPN(CTPNConfig.from_dict(ck["config"]))
         model.load_state_dict(ck["state_dict"])
         fold_batchnorm(model.eval())

@@ -10,10 +10,12 @@ folders given, printed as a table and appended to ``log.jsonl``.
 from __future__ import annotations
 
 import json
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -96,10 +98,6 @@ def paste_holdout_set(folder: Path, crops: list[RecSample], n: int, seed: int = 
     """``n`` pasted-crop scenes made only of held-out crops, written once to ``folder`` (images/ +
     gt/) and read back: the same scenes for every validation and every resumed run."""
     if not (folder / "gt").is_dir() or len(list((folder / "gt").glob("*.txt"))) != n:
-        import random
-
-        import cv2
-
         from ..data.render_pasted import PasteSceneRenderer
 
         renderer = PasteSceneRenderer(crops)
