@@ -267,8 +267,11 @@ def train():
 @click.option("--init", type=click.Path(exists=True, dir_okay=False), help="start from these weights")
 @click.option("--no-resume", is_flag=True, help="ignore OUT/last.pt and start again")
 @click.option("--stop-at", type=click.IntRange(min=1), help="checkpoint and stop at this step (resume later)")
+@click.option("--no-orient-tall", is_flag=True,
+              help="keep tall real crops as they are (default with --init: turn each word that runs up or "
+                   "down upright, in the orientation the --init weights find its label most likely)")
 def train_rec(out, steps, batch_size, lr, real, real_ratio, val, val_every, val_limit, variant, charset_file, seed,
-              workers, threads, checkpoint_minutes, init, no_resume, stop_at):
+              workers, threads, checkpoint_minutes, init, no_resume, stop_at, no_orient_tall):
     """Train the CRNN recogniser on synthetic words mixed with real crops."""
     from .recognition.train import RecTrainConfig
     from .recognition.train import train as run
@@ -277,7 +280,7 @@ def train_rec(out, steps, batch_size, lr, real, real_ratio, val, val_every, val_
                        val=list(val), val_every=val_every, val_limit=val_limit, variant=variant,
                        charset_file=charset_file, seed=seed, workers=workers, threads=threads,
                        checkpoint_minutes=checkpoint_minutes, init=init, resume=not no_resume,
-                       stop_at=stop_at))
+                       stop_at=stop_at, orient_tall=not no_orient_tall))
 
 
 # --------------------------------------------------------------------------------- eval

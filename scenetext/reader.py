@@ -223,7 +223,7 @@ class Reader:
     def _recognize(self, pieces: list[list[list[CropPiece]]]) -> list[list[list[Reading]]]:
         """Read every piece of every line of every page in one recogniser call."""
         flat = [p.image for page in pieces for line in page for p in line]
-        decoded = iter(self.recognizer.recognize(flat))
+        decoded = iter(self.recognizer.recognize(flat, orient=False))  # crop.py turns vertical lines
         return [[[self._reading(next(decoded), p.image) for p in line] for line in page] for page in pieces]
 
     def _reading(self, decoded: "Decoded", image: np.ndarray) -> Reading:

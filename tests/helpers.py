@@ -57,7 +57,7 @@ class InkReader:
     name = "ink-reader"
     max_width = 1024
 
-    def recognize(self, crops):
+    def recognize(self, crops, orient=True):
         return [self._read(crop) for crop in crops]
 
     def _read(self, crop):

@@ -216,3 +216,55 @@ def test_eval_rec_cli_reports_protocol_figures(tmp_path):
     assert set(figures) == {"n", "accuracy", "accuracy_case_sensitive", "one_minus_ned", "crops_per_second"}
     assert figures["n"] == 12 and figures["accuracy"] == 0.0  # an untrained model reads nothing right
     assert len(errs.read_text().splitlines()) == 12
+
+
+def _printed_word(text="RIVER"):
+    import cv2
+
+    canvas = np.full((60, 40 + 34 * len(text), 3), 255, np.uint8)
+    cv2.putText(canvas, text, (14, 45), cv2.FONT_HERSHEY_SIMPLEX, 1.4, (20, 20, 20), 3)
+    return canvas
+
+
+def test_tall_crops_are_read_in_the_orientation_that_reads_best():
+    import cv2
+
+    rec = Recognizer.load()  # the shipped weights read a clean printed word
+    word = _printed_word()
+    up = cv2.rotate(word, cv2.ROTATE_90_COUNTERCLOCKWISE)  # the word runs up: turn it clockwise
+    down = cv2.rotate(word, cv2.ROTATE_90_CLOCKWISE)
+    flat, upward, downward = rec.recognize([word, up, down])
+    assert flat.text.upper() == "RIVER" and flat.rotation == 0
+    assert upward.text.upper() == "RIVER" and upward.rotation == 90
+    assert downward.text.upper() == "RIVER" and downward.rotation == 270
+    as_is = rec.recognize([up], orient=False)[0]
+    assert as_is.rotation == 0 and as_is.text.upper() != "RIVER"
+    assert Recognizer(rec.model, rotate_tall=None).recognize([up])[0].rotation == 0
+
+
+def test_training_turns_tall_real_crops_upright_by_label_likelihood(tmp_path):
+    import cv2
+
+    from scenetext.data.formats import read_rec_set, write_rec_set
+    from scenetext.recognition.data import WordSampleSource
+    from scenetext.recognition.orientation import label_orientations
+
+    folder = tmp_path / "real"
+    (folder / "images").mkdir(parents=True)
+    word = _printed_word()
+    images = {"up.png": cv2.rotate(word, cv2.ROTATE_90_COUNTERCLOCKWISE),
+              "down.png": cv2.rotate(word, cv2.ROTATE_90_CLOCKWISE), "flat.png": word}
+    for name, img in images.items():
+        cv2.imwrite(str(folder / "images" / name), img)
+    write_rec_set(folder, [(folder / "images" / name, "RIVER") for name in images])
+    samples = read_rec_set(folder)
+    model = Recognizer.load().model
+    chosen = label_orientations(model, model.config.charset, samples)
+    names = {s.image.name: str(s.image) for s in samples}
+    assert chosen == {names["up.png"]: 90, names["down.png"]: 270}  # the wide crop is not tall
+
+    source = WordSampleSource(model.config.charset, samples, real_ratio=1.0, augment=False, orientations=chosen)
+    for index in range(6):
+        img, text, is_real = source.raw(index)
+        assert is_real and text == "RIVER"
+        assert img.shape[1] > img.shape[0]  # every crop comes out as a wide, upright word

@@ -17,6 +17,7 @@ from ..data.datasets import LazyRenderer, word_renderer
 from ..data.render_text import degrade, homography
 from ..training import sample_rng
 from .charset import Charset
+from .orientation import rotate
 from .preprocess import min_frames, pad_batch, prepare_crop
 
 MAX_TRAIN_WIDTH = 512
@@ -44,8 +45,10 @@ class WordSampleSource:
     """Produces (prepared crop, label ids) for a global sample index."""
 
     def __init__(self, charset: Charset, real_samples=(), real_ratio: float = 0.5, seed: int = 0,
-                 renderer_factory=None, augment: bool = True):
+                 renderer_factory=None, augment: bool = True, orientations: dict[str, int] | None = None):
         self.charset = charset
+        # image path -> degrees clockwise that turn a tall real crop's word upright (orientation.py)
+        self.orientations = orientations or {}
         self.real = list(real_samples)
         self.real_ratio = real_ratio if self.real else 0.0
         self.seed = seed
@@ -64,7 +67,7 @@ class WordSampleSource:
             bgr = cv2.imread(str(s.image), cv2.IMREAD_COLOR)
             if bgr is None:
                 return None, "unreadable image", True
-            img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            img = rotate(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.orientations.get(str(s.image), 0))
             if self.augment:
                 img = augment_real(rng, img)
             return img, s.text, True

@@ -21,6 +21,9 @@ class Decoded:
     char_confidences: list[float] = field(default_factory=list)
     # Frame span [start, end) of each character; frame t covers input pixels [4t, 4t + 4).
     char_frames: list[tuple[int, int]] = field(default_factory=list)
+    # Degrees clockwise the crop was turned before this reading (0, 90, 270; see orientation.py);
+    # char_frames are positions in the turned crop.
+    rotation: int = 0
 
 
 def greedy_decode(log_probs: np.ndarray, charset: Charset) -> Decoded:

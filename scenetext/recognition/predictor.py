@@ -11,6 +11,7 @@ from .. import checkpoint
 from ..nn import fold_batchnorm
 from .decode import Decoded, Lexicon, beam_decode, greedy_decode, lexicon_decode
 from .model import CRNN, CRNNConfig
+from .orientation import TALL_RATIO, is_tall, rotate
 from .preprocess import pad_batch, prepare_crop, width_batches
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "crnn.pt"
@@ -18,7 +19,8 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "crnn.pt"
 
 class Recognizer:
     def __init__(self, model: CRNN, batch_size: int = 64, max_width: int = 1024, decoder: str = "greedy",
-                 lexicon: Lexicon | None = None, name: str = "crnn", max_batch_columns: int = 64 * 256):
+                 lexicon: Lexicon | None = None, name: str = "crnn", max_batch_columns: int = 64 * 256,
+                 rotate_tall: float | None = TALL_RATIO):
         self.model = model.eval()
         self.config: CRNNConfig = model.config
         self.charset = self.config.charset
@@ -30,6 +32,9 @@ class Recognizer:
         self.decoder = decoder
         self.lexicon = lexicon
         self.name = name
+        # Crops at least this many times taller than wide are also read turned 90 degrees each
+        # way and the most confident reading is kept (None: read every crop as it is).
+        self.rotate_tall = rotate_tall
 
     @classmethod
     def load(cls, path: str | Path | None = None, **kwargs) -> "Recognizer":
@@ -64,8 +69,24 @@ class Recognizer:
             return beam_decode(log_probs, self.charset)
         return greedy_decode(log_probs, self.charset)
 
-    def recognize(self, crops: list[np.ndarray]) -> list[Decoded]:
-        """Read RGB (or gray) uint8 crops of any size; returns text, confidence, char positions."""
+    def recognize(self, crops: list[np.ndarray], orient: bool = True) -> list[Decoded]:
+        """Read RGB (or gray) uint8 crops of any size; returns text, confidence, char positions.
+
+        With `orient`, a tall crop (see `rotate_tall`) is read as it is and turned 90 degrees
+        clockwise and counter-clockwise, all in the same batches, and keeps its most confident
+        reading (``Decoded.rotation`` says which). Callers that have already turned their crops
+        upright from geometry, like the Reader, pass ``orient=False``.
+        """
         if not crops:
             return []
-        return [self.decode(lp) for lp in self.log_probs(crops)]
+        n = len(crops)
+        tall = [i for i, c in enumerate(crops) if orient and is_tall(c, self.rotate_tall)]
+        turned = [rotate(crops[i], d) for i in tall for d in (90, 270)]
+        decoded = [self.decode(lp) for lp in self.log_probs(list(crops) + turned)]
+        out = decoded[:n]
+        for k, i in enumerate(tall):
+            options = [(0, out[i]), (90, decoded[n + 2 * k]), (270, decoded[n + 2 * k + 1])]
+            degrees, best = max(options, key=lambda o: o[1].confidence)  # a tie keeps the crop as it is
+            best.rotation = degrees
+            out[i] = best
+        return out

@@ -61,6 +61,9 @@ class RecTrainConfig:
     resume: bool = True
     stop_at: int | None = None  # checkpoint and stop at this step (the LR schedule still follows `steps`)
     init: str | None = None  # start from these weights (fine-tuning) instead of from scratch
+    # Turn tall real crops (words running up or down) upright, each in the orientation where the
+    # --init model finds its label most likely; fixed once per run in OUT/orientations.json.
+    orient_tall: bool = True
 
 
 def _print(msg: str, log=None):
@@ -127,10 +130,11 @@ def train(cfg: RecTrainConfig) -> Path:
     real_train, holdout = split_holdout(real, cfg.holdout)
     _print(f"real crops: {len(real_train)} for training, {len(holdout)} held out; real ratio {cfg.real_ratio}")
     val_sets = _load_val_sets(cfg, holdout)
+    orientations = _orientations(cfg, out / "orientations.json", model, model_cfg, real_train, fresh=state is None)
 
     if step % cfg.bucket:
         raise ValueError(f"checkpoint step {step} is not a multiple of bucket={cfg.bucket}")
-    source = WordSampleSource(model_cfg.charset, real_train, cfg.real_ratio, cfg.seed)
+    source = WordSampleSource(model_cfg.charset, real_train, cfg.real_ratio, cfg.seed, orientations=orientations)
     group = cfg.batch_size * cfg.bucket
     loader = torch.utils.data.DataLoader(
         WordDataset(source), batch_size=group,
@@ -171,6 +175,24 @@ def train(cfg: RecTrainConfig) -> Path:
     if skipped_total:
         _print("skipped samples: " + ", ".join(f"{k}: {v}" for k, v in sorted(skipped_total.items())))
     return last_path
+
+
+def _orientations(cfg: RecTrainConfig, path: Path, model: CRNN, model_cfg: CRNNConfig, samples,
+                  fresh: bool) -> dict[str, int]:
+    """Rotations for tall training crops: read back from `path` (so a resumed run keeps them), or,
+    for a new run started from --init weights, chosen by those weights and written to `path`.
+    A run from scratch has no model to judge with and keeps every crop as it is."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    if not (fresh and cfg.init and cfg.orient_tall):
+        return {}
+    from .orientation import label_orientations
+
+    chosen = label_orientations(model, model_cfg.charset, samples)
+    path.write_text(json.dumps(chosen, indent=0, sort_keys=True))
+    turned = sum(1 for d in chosen.values() if d)
+    _print(f"tall crops: {len(chosen)}, {turned} turned upright for training ({path})")
+    return chosen
 
 
 def _train_step(model, opt, batch, step, cfg, skipped_total, loss_window) -> int:
