@@ -67,13 +67,24 @@ class CTPNConfig:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
-def normalize(rgb: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """RGB uint8 ``(H, W, 3)`` or ``(B, H, W, 3)`` to the model's ``(B, 3, H, W)`` float input."""
+def normalize(rgb: np.ndarray | torch.Tensor, pad_to: int = 1, channels_last: bool = False) -> torch.Tensor:
+    """RGB uint8 ``(H, W, 3)`` or ``(B, H, W, 3)`` to the model's ``(B, 3, H, W)`` float input.
+
+    The arithmetic runs on the pixels as they are stored (``H, W, 3``, contiguous), which is much
+    faster than on planes. ``pad_to`` zero-pads the bottom and right to a multiple of it, as the
+    model itself would (zero is the mean colour). ``channels_last`` returns the result in the
+    channels-last layout without the copy to planes (what a channels-last model wants).
+    """
     x = torch.as_tensor(np.ascontiguousarray(rgb) if isinstance(rgb, np.ndarray) else rgb)
-    x = x.reshape(-1, *x.shape[-3:]).permute(0, 3, 1, 2).float()
-    mean = torch.tensor(MEAN).view(1, 3, 1, 1) * 255
-    std = torch.tensor(STD).view(1, 3, 1, 1) * 255
-    return (x - mean) / std
+    x = x.reshape(-1, *x.shape[-3:])
+    b, h, w, c = x.shape
+    ph, pw = -(-h // pad_to) * pad_to, -(-w // pad_to) * pad_to
+    out = torch.zeros(b, ph, pw, c) if (ph, pw) != (h, w) else torch.empty(b, h, w, c)
+    pixels = out[:, :h, :w]
+    pixels.copy_(x)
+    pixels.sub_(torch.tensor(MEAN) * 255).div_(torch.tensor(STD) * 255)
+    out = out.permute(0, 3, 1, 2)
+    return out if channels_last else out.contiguous()
 
 
 def _layer(kind: str, cin: int, cout: int, stride: int, dilation: int) -> nn.Module:

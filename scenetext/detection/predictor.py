@@ -11,6 +11,7 @@ import torch
 
 from .. import checkpoint
 from ..nn import fold_batchnorm
+from .anchors import STRIDE
 from .lines import LineConfig, connect, nms_quads
 from .model import CTPN, CTPNConfig, normalize
 from .proposals import decode_proposals
@@ -94,7 +95,7 @@ class Detector:
     def _detect_at(self, rgb: np.ndarray, scale: int, level: str) -> list[tuple[np.ndarray, float]]:
         """Detections at one scale, in original-image pixels."""
         image, fx, fy = resize_for_scale(rgb, scale, self.max_side)
-        out = self.model(normalize(image).contiguous(memory_format=torch.channels_last))
+        out = self.model(normalize(image, pad_to=STRIDE, channels_last=True))
         proposals = decode_proposals(
             out["scores"][0].numpy(), out["vertical"][0].numpy(), out["side"][0].numpy(), image.shape[:2],
             self.score_threshold, self.proposal_nms, self.model.config.anchor_heights,
