@@ -356,6 +356,10 @@ def test_word_split_at_wide_gap():
     assert xs[0] == pytest.approx((80, 176)) and xs[1] == pytest.approx((208, 304))
     line = build_lines(proposals, PLAIN)[0]
     assert len(split_words(line, proposals, gap=2.0)) == 1  # 32 px < 2 x 24 px: one word
+    # One empty 16-px column in a 40-px-high line is a word gap by default, not at gap=0.6.
+    tall = concat(make_proposals([*range(5, 11), *range(12, 19)], 100, 140), NOISE)
+    assert len(connect(tall, PLAIN, level="word")) == 2
+    assert len(split_words(build_lines(tall, PLAIN)[0], tall, gap=0.6)) == 1
 
 
 def test_short_and_weak_lines_are_dropped():
