@@ -79,10 +79,12 @@ def normalize(rgb: np.ndarray | torch.Tensor, pad_to: int = 1, channels_last: bo
     x = x.reshape(-1, *x.shape[-3:])
     b, h, w, c = x.shape
     ph, pw = -(-h // pad_to) * pad_to, -(-w // pad_to) * pad_to
-    out = torch.zeros(b, ph, pw, c) if (ph, pw) != (h, w) else torch.empty(b, h, w, c)
-    pixels = out[:, :h, :w]
-    pixels.copy_(x)
-    pixels.sub_(torch.tensor(MEAN) * 255).div_(torch.tensor(STD) * 255)
+    out = torch.empty(b, ph, pw, c)
+    out[:, h:] = 0
+    out[:, :h, w:] = 0
+    scale = 1.0 / (torch.tensor(STD) * 255)
+    # (x - mean) / std as one multiply-add over the uint8 pixels, written straight into place.
+    torch.addcmul(-torch.tensor(MEAN) * 255 * scale, x, scale, out=out[:, :h, :w])
     out = out.permute(0, 3, 1, 2)
     return out if channels_last else out.contiguous()
 
