@@ -29,7 +29,7 @@ from scenetext.detection.lines import (
     split_words,
 )
 from scenetext.detection.loss import LossConfig, ctpn_loss, hard_negative_loss
-from scenetext.detection.model import CTPN, CTPNConfig
+from scenetext.detection.model import CTPN, MEAN, STD, CTPNConfig, normalize
 from scenetext.detection.predictor import Detector
 from scenetext.detection.proposals import Proposals, decode_proposals, slice_nms
 from scenetext.detection.targets import (
@@ -451,3 +451,22 @@ def test_exported_settings_are_the_detectors_defaults(tmp_path):
     refused = runner.invoke(main, ["export", str(rec_file), str(tmp_path / "x.pt"), "--scale", "900"])
     assert refused.exit_code == 2 and "scales" in refused.output
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_normalize_pads_with_the_mean_and_gives_the_model_the_same_input():
+    rgb = np.random.default_rng(0).integers(0, 256, (2, 37, 53, 3), dtype=np.uint8)
+    x = normalize(rgb)
+    assert x.shape == (2, 3, 37, 53) and x.is_contiguous()
+    expected = (torch.from_numpy(rgb).permute(0, 3, 1, 2).float() - torch.tensor(MEAN).view(1, 3, 1, 1) * 255) \
+        / (torch.tensor(STD).view(1, 3, 1, 1) * 255)
+    torch.testing.assert_close(x, expected, rtol=0, atol=1e-6)
+    padded = normalize(rgb[0], pad_to=16, channels_last=True)
+    assert padded.shape == (1, 3, 48, 64) and padded.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(padded[:, :, :37, :53], expected[:1], rtol=0, atol=1e-6)
+    assert padded[:, :, 37:].abs().sum() == 0 and padded[:, :, :, 53:].abs().sum() == 0  # the mean colour
+    torch.manual_seed(0)
+    model = CTPN().eval()
+    with torch.no_grad():
+        a, b = model(padded), model(expected[:1])  # the model pads an unpadded input itself
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-4)
