@@ -15,6 +15,7 @@ from .anchors import STRIDE
 from .lines import LineConfig, connect, nms_quads
 from .model import CTPN, CTPNConfig, normalize
 from .proposals import decode_proposals
+from .words import InkSplit, split_by_ink
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "ctpn.pt"
 
@@ -57,17 +58,21 @@ class Detector:
         score_threshold: proposals scoring at most this are dropped.
         proposal_nms: IoU threshold of the NMS on proposals.
         lines: line-construction settings.
+        word_split: at ``level="word"``, also cut each word box where the photo's pixels go
+            blank for a while (:mod:`.words`: spaces too narrow for the 16-px proposal grid);
+            ``None`` keeps the proposal-gap split alone.
     """
 
     def __init__(self, model: CTPN, scales: tuple[int, ...] = (DEFAULT_SCALE,), max_side: int = DEFAULT_MAX_SIDE,
                  score_threshold: float = 0.7, proposal_nms: float = 0.3, lines: LineConfig | None = None,
-                 name: str = "ctpn"):
+                 name: str = "ctpn", word_split: InkSplit | None = InkSplit()):
         self.model = model.eval()
         self.scales = tuple(scales)
         self.max_side = max_side
         self.score_threshold = score_threshold
         self.proposal_nms = proposal_nms
         self.lines = lines or LineConfig()
+        self.word_split = word_split
         self.name = name
 
     @classmethod
@@ -112,5 +117,7 @@ class Detector:
         if len(self.scales) > 1 and found:
             keep = nms_quads([q for q, _ in found], np.array([s for _, s in found]), self.lines.nms_threshold)
             found = [found[k] for k in keep]
+        if level == "word" and self.word_split is not None:
+            found = [(word, score) for quad, score in found for word in split_by_ink(rgb, quad, self.word_split)]
         h, w = rgb.shape[:2]
         return [DetectedText(np.clip(quad, 0, [w, h]).astype(np.float32), float(score)) for quad, score in found]
