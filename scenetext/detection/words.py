@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..crop import crop_line
+from ..crop import crop_line, quad_size
 
 __all__ = ["HEIGHT", "InkSplit", "ink_profile", "ink_spans", "split_by_ink"]
 
@@ -49,12 +49,14 @@ class InkSplit:
 
 
 def ink_profile(gray: np.ndarray) -> np.ndarray:
-    """Stroke energy per column of an upright grey crop ``(H, W)``, scaled to ``[0, ~1]``."""
+    """Stroke energy per column of an upright grey crop ``(H, W)`` (absolute x and y Sobel
+    responses summed over the middle 70 % of the rows; :func:`ink_spans` reads it relative to
+    its own percentile)."""
     g = gray.astype(np.float32)
     energy = np.abs(cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)) + np.abs(cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3))
-    h = g.shape[0]
-    rows = energy[int(round(0.15 * h)): max(int(round(0.85 * h)), int(round(0.15 * h)) + 1)]
-    profile = rows.sum(axis=0)
+    top = int(round(0.15 * g.shape[0]))
+    bottom = max(int(round(0.85 * g.shape[0])), top + 1)
+    profile = energy[top:bottom].sum(axis=0)
     if profile.size >= 3:  # a 3-column box filter: one bright column is not a letter, one dark one not a space
         profile = np.convolve(np.pad(profile, 1, mode="edge"), np.ones(3, np.float32) / 3, mode="valid")
     return profile
@@ -88,9 +90,8 @@ def split_by_ink(image: np.ndarray, quad: np.ndarray, cfg: InkSplit = InkSplit()
     """The word quads inside ``quad`` (a box on RGB ``image``), left to right; ``[quad]`` when it
     holds one word. Vertical boxes (taller than wide) are left whole."""
     quad = np.asarray(quad, dtype=np.float32)
-    widths = np.linalg.norm(quad[1] - quad[0]), np.linalg.norm(quad[2] - quad[3])
-    heights = np.linalg.norm(quad[3] - quad[0]), np.linalg.norm(quad[2] - quad[1])
-    if min(heights) < 1 or sum(widths) <= sum(heights):
+    width, height = quad_size(quad)
+    if height < 1 or width <= height:
         return [quad]
     crop = crop_line(image, quad, pad_x=0.0, pad_y=0.0, min_height=HEIGHT, max_height=HEIGHT)
     gray = cv2.cvtColor(crop.image, cv2.COLOR_RGB2GRAY) if crop.image.ndim == 3 else crop.image
