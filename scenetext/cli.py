@@ -399,6 +399,8 @@ def eval_e2e(folder, weights_det, weights_rec, json_out, limit, level, min_confi
 @click.option("--init", type=click.Path(exists=True, dir_okay=False), help="start from these weights")
 @click.option("--no-resume", is_flag=True, help="ignore OUT/last.pt and start again")
 @click.option("--stop-at", type=click.IntRange(min=1), help="checkpoint and stop at this step (resume later)")
+@click.option("--short-side", type=(click.IntRange(min=32), click.IntRange(min=32)), default=(400, 800),
+              show_default=True, help="random short side (pixels) training images are scaled to, MIN MAX")
 @click.option("--hard-negatives", type=click.IntRange(min=0), default=0, show_default=True,
               help="per image, also train on this many hardest background anchors (0: off)")
 @click.option("--paste", multiple=True, type=click.Path(exists=True, file_okay=False),
@@ -407,7 +409,7 @@ def eval_e2e(folder, weights_det, weights_rec, json_out, limit, level, min_confi
 @click.option("--paste-ratio", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="share of the synthetic scenes made of --paste crops")
 def train_det(out, steps, batch_size, lr, real, real_ratio, val, val_every, val_limit, variant, seed, workers,
-              threads, checkpoint_minutes, init, no_resume, stop_at, hard_negatives, paste, paste_ratio):
+              threads, checkpoint_minutes, init, no_resume, stop_at, short_side, hard_negatives, paste, paste_ratio):
     """Train the CTPN detector on synthetic scenes mixed with real detection sets."""
     from .detection.train import DetTrainConfig
     from .detection.train import train as run_training
@@ -416,7 +418,8 @@ def train_det(out, steps, batch_size, lr, real, real_ratio, val, val_every, val_
         out=out, steps=steps, batch_size=batch_size, lr=lr, real=list(real), real_ratio=real_ratio, val=list(val),
         val_every=val_every, val_limit=val_limit, variant=variant, seed=seed, workers=workers, threads=threads,
         checkpoint_minutes=checkpoint_minutes, init=init, resume=not no_resume, stop_at=stop_at,
-        hard_negatives=hard_negatives, paste=list(paste), paste_ratio=paste_ratio))
+        short_side=tuple(sorted(short_side)), hard_negatives=hard_negatives, paste=list(paste),
+        paste_ratio=paste_ratio))
 
 
 @eval_.command("det")

@@ -7,12 +7,18 @@
     ...     print(line.text, line.confidence, [w.text for w in line.words])
 
 For each image: decode (EXIF orientation applied) -> detect lines (the detector scales big photos
-down itself; crops are always taken from the full-resolution original) -> warp each line upright
-(:mod:`scenetext.crop`; over-long lines are split and merged) -> read every crop of the image,
-or of a batch of images, in one recogniser call (it sorts crops by width and pads per batch) ->
-split each line's text at spaces and place each word on the line from the recogniser's
-character positions, mapped back through the crop's homography -> drop lines that read empty
-or below ``min_confidence``.
+down itself; crops are always taken from the full-resolution original) and, with them, each
+line's word boxes -> warp each word box upright (:mod:`scenetext.crop`; over-long boxes are
+split and merged) -> read every crop of the image, or of a batch of images, in one recogniser
+call (it sorts crops by width and pads per batch) -> split each box's text at spaces the
+recogniser still reads, placing each word from the recogniser's character positions mapped
+back through the crop's homography -> drop boxes that read empty or below ``min_confidence``
+and join a line's words back into the line.
+
+A detector that gives no word boxes (or ``read_by_word=False``) has its whole lines read and
+split at the recogniser's spaces. Reading word by word is the default because the recogniser
+reads a word crop better than the same word inside a long line crop: on photos held out of the
+training data (``runs/det4/paste_holdout``) end-to-end word hmean rose from 0.310 to 0.384.
 """
 
 from __future__ import annotations
@@ -89,8 +95,9 @@ class Reader:
         device: only ``"cpu"`` is supported.
         min_confidence: lines read with a lower confidence (0-1) are dropped.
         level: ``"line"`` (default) detects text lines, ``"word"`` asks the detector for word
-            boxes; either way each detection becomes a :class:`~scenetext.results.Line` whose text
-            is split into words.
+            boxes and makes each one a :class:`~scenetext.results.Line` of its own.
+        read_by_word: at ``level="line"``, read each of a line's word boxes (the detector's
+            ``DetectedText.words``) on its own and join the words; False reads whole lines.
         lexicon: a word list (a :class:`~scenetext.recognition.decode.Lexicon`, a file path or a
             list of words) for constrained decoding; only when the recogniser is loaded here.
         max_side: cap on the long side of the image the detector sees (default: the
@@ -107,7 +114,7 @@ class Reader:
                  lexicon: "Lexicon | str | os.PathLike | Sequence[str] | None" = None,
                  max_side: int | None = None, detector_weights: str | os.PathLike | None = None,
                  recognizer_weights: str | os.PathLike | None = None, max_aspect: float = MAX_ASPECT,
-                 bound_memory: bool = True):
+                 bound_memory: bool = True, read_by_word: bool = True):
         if device != "cpu":
             raise ValueError(f"device {device!r} is not supported: scenetext runs on the CPU")
         if level not in LEVELS:
@@ -118,6 +125,7 @@ class Reader:
             raise ValueError("lexicon and recognizer_weights apply only when the Reader loads the recognizer")
         self.min_confidence = float(min_confidence)
         self.level = level
+        self.read_by_word = bool(read_by_word)
         self.max_aspect = float(max_aspect)
         self._detector = detector
         self._recognizer = recognizer
@@ -197,11 +205,12 @@ class Reader:
             return []
         detections, detect_ms = zip(*(self._detect(image.rgb) for image in images))
         start = time.perf_counter()
-        crops = [[crop_line(image.rgb, quad) for quad in quads] for image, quads in zip(images, detections)]
-        pieces = [[split_crop(crop.image, self.max_aspect) for crop in page] for page in crops]
+        crops = [[[crop_line(image.rgb, box) for box in boxes] for _, boxes in page]
+                 for image, page in zip(images, detections)]
+        pieces = [[[split_crop(crop.image, self.max_aspect) for crop in line] for line in page] for page in crops]
         readings = self._recognize(pieces)
-        pages_lines = [self._page_lines(*page) for page in zip(crops, pieces, readings)]
-        shares = _shares([[p.image for line in page for p in line] for page in pieces])
+        pages_lines = [self._page_lines(*page) for page in zip(detections, crops, pieces, readings)]
+        shares = _shares([[p.image for line in page for box in line for p in box] for page in pieces])
         recognize_ms = _ms_since(start)
         models = self.models
         results = []
@@ -213,18 +222,26 @@ class Reader:
             results.append(PageResult(image.path, width, height, lines, timings, dict(models), __version__))
         return results
 
-    def _detect(self, rgb: np.ndarray) -> tuple[list[np.ndarray], float]:
-        """Line (or word) quads of an image, skipping ones too thin to crop, and the time taken."""
+    def _detect(self, rgb: np.ndarray) -> tuple[list[tuple[np.ndarray, list[np.ndarray]]], float]:
+        """Each detection's quad and the boxes to read for it (its word boxes, or itself), skipping
+        boxes too thin to crop; and the time taken."""
         start = time.perf_counter()
-        found = self.detector.detect(rgb, level=self.level)
-        quads = [np.asarray(d.quad, dtype=np.float32) for d in found if min(quad_size(d.quad)) >= MIN_LINE_SIDE]
-        return quads, _ms_since(start)
+        found = []
+        for d in self.detector.detect(rgb, level=self.level):
+            quad = np.asarray(d.quad, dtype=np.float32)
+            words = getattr(d, "words", None) if self.level == "line" and self.read_by_word else None
+            boxes = [np.asarray(w, dtype=np.float32) for w in words] if words else [quad]
+            boxes = [box for box in boxes if min(quad_size(box)) >= MIN_LINE_SIDE]
+            if boxes:
+                found.append((quad, boxes))
+        return found, _ms_since(start)
 
-    def _recognize(self, pieces: list[list[list[CropPiece]]]) -> list[list[list[Reading]]]:
-        """Read every piece of every line of every page in one recogniser call."""
-        flat = [p.image for page in pieces for line in page for p in line]
+    def _recognize(self, pieces: list[list[list[list[CropPiece]]]]) -> list[list[list[list[Reading]]]]:
+        """Read every piece of every box of every line of every page in one recogniser call."""
+        flat = [p.image for page in pieces for line in page for box in line for p in box]
         decoded = iter(self.recognizer.recognize(flat, orient=False))  # crop.py turns vertical lines
-        return [[[self._reading(next(decoded), p.image) for p in line] for line in page] for page in pieces]
+        return [[[[self._reading(next(decoded), p.image) for p in box] for box in line] for line in page]
+                for page in pieces]
 
     def _reading(self, decoded: "Decoded", image: np.ndarray) -> Reading:
         """A decoder result with its character frames turned into crop columns.
@@ -240,14 +257,29 @@ class Reader:
         spans = [(start * column, end * column) for start, end in decoded.char_frames]
         return Reading(decoded.text, float(decoded.confidence), list(decoded.char_confidences), spans)
 
-    def _page_lines(self, crops: list[LineCrop], pieces: list[list[CropPiece]],
-                    readings: list[list[Reading]]) -> list[Line]:
+    def _page_lines(self, detections: list[tuple[np.ndarray, list[np.ndarray]]], crops: list[list[LineCrop]],
+                    pieces: list[list[list[CropPiece]]], readings: list[list[list[Reading]]]) -> list[Line]:
         """The kept lines of one page."""
-        lines = (self._line(*args) for args in zip(crops, pieces, readings))
+        lines = (self._line(quad, *args) for (quad, _), *args in zip(detections, crops, pieces, readings))
         return [line for line in lines if line is not None]
 
-    def _line(self, crop: LineCrop, pieces: list[CropPiece], readings: list[Reading]) -> Line | None:
-        """A result line, or ``None`` when it reads empty or below ``min_confidence``."""
+    def _line(self, quad: np.ndarray, crops: list[LineCrop], pieces: list[list[CropPiece]],
+              readings: list[list[Reading]]) -> Line | None:
+        """A result line from the readings of its boxes, or ``None`` when every box reads empty or
+        below ``min_confidence``. Its confidence is the mean log-confidence over the kept
+        characters (the geometric mean, as for one box)."""
+        kept = [box for box in map(self._box, crops, pieces, readings) if box is not None]
+        if not kept:
+            return None
+        text = " ".join(text for text, _, _ in kept)
+        weights = np.array([len(text.replace(" ", "")) for text, _, _ in kept], np.float64)
+        logs = np.log(np.maximum([conf for _, conf, _ in kept], 1e-12))
+        confidence = float(np.exp(np.average(logs, weights=weights if weights.sum() else None)))
+        return Line(quad, text, confidence, [word for _, _, words in kept for word in words])
+
+    def _box(self, crop: LineCrop, pieces: list[CropPiece], readings: list[Reading]
+             ) -> tuple[str, float, list[Word]] | None:
+        """One box's text, confidence and words, or ``None`` when it reads empty or too unsure."""
         reading = merge_readings(pieces, readings)
         text = reading.text.strip()
         if not text or reading.confidence < self.min_confidence:
@@ -255,7 +287,7 @@ class Reader:
         left, _, right, _ = crop.inner
         words = [Word(crop.span_to_image(span.left, span.right), span.text, span.confidence)
                  for span in word_spans(reading, left, right)]
-        return Line(crop.quad, text, reading.confidence, words)
+        return " ".join(text.split()), reading.confidence, words
 
 
 def _shares(pages: list[list[np.ndarray]]) -> list[float]:

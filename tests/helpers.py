@@ -30,6 +30,17 @@ class FixedDetector:
         return [DetectedText(q.copy(), 0.9) for q in self.quads]
 
 
+class WordBoxDetector(FixedDetector):
+    """Returns one line, the given quad, with the given word boxes."""
+
+    def __init__(self, line, words):
+        super().__init__([line])
+        self.words = [np.asarray(w, dtype=np.float32) for w in words]
+
+    def detect(self, rgb, level="line"):
+        return [DetectedText(self.quads[0].copy(), 0.9, [w.copy() for w in self.words])]
+
+
 class BlobDetector:
     """Finds dark blobs (gray < 100) and returns their bounding boxes, top to bottom."""
 
@@ -57,7 +68,12 @@ class InkReader:
     name = "ink-reader"
     max_width = 1024
 
+    def __init__(self, confidence=lambda crop: 0.9):
+        self.confidence = confidence  # a crop's confidence (every character gets it)
+        self.calls = []  # the crops of each recognize() call
+
     def recognize(self, crops, orient=True):
+        self.calls.append(list(crops))
         return [self._read(crop) for crop in crops]
 
     def _read(self, crop):
@@ -79,7 +95,8 @@ class InkReader:
                 frames.append((gap, gap + 1))
             text.append("x")
             frames.append(run)
-        return Decoded("".join(text), 0.9, [0.9] * len(text), frames)
+        conf = self.confidence(crop)
+        return Decoded("".join(text), conf, [conf] * len(text), frames)
 
 
 # --------------------------------------------------------------------------- images

@@ -98,12 +98,17 @@ def test_ink_spans_rules():
     assert ink_spans(np.zeros(50, np.float32), 20, cfg) == [(0, 50)]
 
 
-def test_detector_cuts_words_only_at_word_level(monkeypatch):
+def test_detector_cuts_word_boxes_not_lines(monkeypatch):
     img, ((a0, _), (_, b1)) = text_image(["HOTEL", "PARIS"])
     quad = box(a0 - 4, 35, b1 + 4, 68)
     det = Detector(CTPN(CTPNConfig()))
-    monkeypatch.setattr(det, "_detect_at", lambda rgb, scale, level: [(quad.copy(), 0.9)])
+    # One line whose proposals left no gap: a single word box over both words.
+    monkeypatch.setattr(det, "_detect_at", lambda rgb, scale: [(quad.copy(), 0.9, [(quad.copy(), 0.9)])])
     assert len(det.detect(img, level="word")) == 2
-    assert len(det.detect(img, level="line")) == 1
+    (line,) = det.detect(img, level="line")
+    np.testing.assert_allclose(line.quad, quad)  # the line itself is never cut
+    assert len(line.words) == 2
+    assert line.words[0][:, 0].max() < line.words[1][:, 0].min()  # left to right
     det.word_split = None
     assert len(det.detect(img, level="word")) == 1
+    assert len(det.detect(img, level="line")[0].words) == 1

@@ -17,7 +17,16 @@ import pytest
 from PIL import Image
 from shapely.geometry import Point, Polygon
 
-from helpers import BlobDetector, FixedDetector, InkReader, blank, dark_boxes_image, save_mode, word_image
+from helpers import (
+    BlobDetector,
+    FixedDetector,
+    InkReader,
+    WordBoxDetector,
+    blank,
+    dark_boxes_image,
+    save_mode,
+    word_image,
+)
 from scenetext.crop import (
     CropPiece,
     Reading,
@@ -177,6 +186,48 @@ def test_words_lie_on_their_ink_inside_a_slanted_line():
         assert word_poly.contains(Point(centre))
     for a, b in zip(words, words[1:]):
         assert polygon(a.polygon).intersection(polygon(b.polygon)).area < 1.0
+
+
+def three_blobs():
+    """A white canvas with three dark blobs on one row (x centres 150, 300, 450) and boxes."""
+    canvas = blank(300, 600)
+    for x in (150, 300, 450):
+        canvas[130:170, x - 15:x + 15] = 0
+
+    def rect(x0, x1):
+        return [[x0, 120], [x1, 120], [x1, 180], [x0, 180]]
+
+    return canvas, rect
+
+
+def test_lines_are_read_word_box_by_word_box():
+    canvas, rect = three_blobs()
+    detector = WordBoxDetector(rect(100, 500), [rect(120, 330), rect(420, 480)])
+    reader = InkReader()
+    (line,) = Reader(detector, reader, min_confidence=0).read(canvas).lines
+    assert len(reader.calls[0]) == 2  # one crop per word box, not one for the line
+    assert line.text == "x x x"
+    np.testing.assert_allclose(line.polygon, rect(100, 500))  # the line keeps its own quad
+    first, second = polygon(rect(120, 330)).buffer(1), polygon(rect(420, 480)).buffer(1)
+    assert [first.contains(polygon(w.polygon)) for w in line.words[:2]] == [True, True]
+    assert second.contains(polygon(line.words[2].polygon))
+
+    whole = InkReader()
+    (line,) = Reader(detector, whole, min_confidence=0, read_by_word=False).read(canvas).lines
+    assert len(whole.calls[0]) == 1 and line.text == "x x x"
+
+
+def test_unsure_word_boxes_are_dropped_and_the_rest_of_the_line_kept():
+    canvas, rect = three_blobs()
+    detector = WordBoxDetector(rect(100, 500), [rect(120, 330), rect(420, 480)])
+    wide_is_unsure = InkReader(lambda crop: 0.2 if crop.shape[1] > 2 * crop.shape[0] else 0.8)
+    (line,) = Reader(detector, wide_is_unsure, min_confidence=0.5).read(canvas).lines
+    assert line.text == "x" and len(line.words) == 1
+    assert line.confidence == pytest.approx(0.8)
+    (line,) = Reader(detector, wide_is_unsure, min_confidence=0.1).read(canvas).lines
+    # geometric mean over characters: two at 0.2, one at 0.8
+    assert line.confidence == pytest.approx((0.2 * 0.2 * 0.8) ** (1 / 3), abs=1e-4)  # stored to 4 places
+    assert Reader(detector, InkReader(lambda crop: 0.2), min_confidence=0.5).read(canvas).lines == []
 
 
 # --------------------------------------------------------------------------- Reader

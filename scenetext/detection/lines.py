@@ -29,6 +29,9 @@ from ..evaluation.iou import iou_matrix, polygon
 from .anchors import ANCHOR_WIDTH
 from .proposals import Proposals
 
+#: A line from :func:`connect_grouped`: its quad, its score and its words' (quad, score) pairs.
+Grouped = tuple[np.ndarray, float, list[tuple[np.ndarray, float]]]
+
 
 @dataclass
 class LineConfig:
@@ -228,14 +231,23 @@ def split_words(line: TextLine, proposals: Proposals, gap: float = 0.1,
     return words
 
 
+def connect_grouped(proposals: Proposals, cfg: LineConfig | None = None) -> list[Grouped]:
+    """Proposals to lines with their words: ``(quad, score, [(word quad, word score), ...])`` per
+    line, best line first, its words left to right (quads (4, 2) float32 clockwise from top-left)."""
+    cfg = cfg or LineConfig()
+    lines = build_lines(proposals, cfg)
+    scores = normalize_scores(proposals.scores) if cfg.normalize_scores else proposals.scores
+    return [(line.quad(), line.score, [(word.quad(), word.score)
+                                       for word in split_words(line, proposals, cfg.word_gap, scores)])
+            for line in lines]
+
+
 def connect(proposals: Proposals, cfg: LineConfig | None = None, level: str = "line") -> list[tuple[np.ndarray, float]]:
     """Proposals to ``(quad (4, 2) float32 clockwise from top-left, score)`` for each line, or each
     word of each line when ``level == "word"``."""
-    cfg = cfg or LineConfig()
     if level not in ("line", "word"):
         raise ValueError(f"level must be 'line' or 'word', got {level!r}")
-    lines = build_lines(proposals, cfg)
+    grouped = connect_grouped(proposals, cfg)
     if level == "word":
-        scores = normalize_scores(proposals.scores) if cfg.normalize_scores else proposals.scores
-        lines = [word for line in lines for word in split_words(line, proposals, cfg.word_gap, scores)]
-    return [(line.quad(), line.score) for line in lines]
+        return [word for _, _, words in grouped for word in words]
+    return [(quad, score) for quad, score, _ in grouped]

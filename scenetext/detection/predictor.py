@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -12,7 +12,7 @@ import torch
 from .. import checkpoint
 from ..nn import fold_batchnorm
 from .anchors import STRIDE
-from .lines import LineConfig, connect, nms_quads
+from .lines import Grouped, LineConfig, connect_grouped, nms_quads
 from .model import CTPN, CTPNConfig, normalize
 from .proposals import decode_proposals
 from .words import InkSplit, split_by_ink
@@ -24,6 +24,8 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "ctpn.pt"
 class DetectedText:
     quad: np.ndarray  # (4, 2) float32, clockwise from the top-left, in original-image pixels
     score: float
+    #: At ``level="line"``: the line's word boxes, left to right (same form as ``quad``).
+    words: list[np.ndarray] = field(default_factory=list)
 
 
 def resize_for_scale(rgb: np.ndarray, scale: int, max_side: int) -> tuple[np.ndarray, float, float]:
@@ -97,27 +99,44 @@ class Detector:
         return cls(model, **kwargs)
 
     @torch.inference_mode()
-    def _detect_at(self, rgb: np.ndarray, scale: int, level: str) -> list[tuple[np.ndarray, float]]:
-        """Detections at one scale, in original-image pixels."""
+    def _detect_at(self, rgb: np.ndarray, scale: int) -> list[Grouped]:
+        """Lines with their words at one scale, in original-image pixels."""
         image, fx, fy = resize_for_scale(rgb, scale, self.max_side)
         out = self.model(normalize(image, pad_to=STRIDE, channels_last=True))
         proposals = decode_proposals(
             out["scores"][0].numpy(), out["vertical"][0].numpy(), out["side"][0].numpy(), image.shape[:2],
             self.score_threshold, self.proposal_nms, self.model.config.anchor_heights,
         )
-        found = connect(proposals, self.lines, level)
-        return [(quad / np.array([fx, fy], np.float32), score) for quad, score in found]
+        f = np.array([fx, fy], np.float32)
+        return [(quad / f, score, [(word / f, word_score) for word, word_score in words])
+                for quad, score, words in connect_grouped(proposals, self.lines)]
 
     def detect(self, rgb: np.ndarray, level: str = "line") -> list[DetectedText]:
         """Text in an RGB uint8 ``(H, W, 3)`` image: one quadrilateral per line (``level="line"``)
-        or per word (``level="word"``), lines best score first, a line's words left to right."""
+        or per word (``level="word"``), lines best score first, a line's words left to right.
+
+        A line also carries its word boxes (``DetectedText.words``): split at wide gaps between
+        proposals and, with ``word_split``, where the photo's pixels go blank."""
         if level not in ("line", "word"):
             raise ValueError(f"level must be 'line' or 'word', got {level!r}")
-        found = [item for scale in self.scales for item in self._detect_at(rgb, scale, level)]
+        found = [item for scale in self.scales for item in self._detect_at(rgb, scale)]
+        if level == "word":
+            found = [(word, score, []) for _, _, words in found for word, score in words]
         if len(self.scales) > 1 and found:
-            keep = nms_quads([q for q, _ in found], np.array([s for _, s in found]), self.lines.nms_threshold)
+            keep = nms_quads([q for q, _, _ in found], np.array([s for _, s, _ in found]), self.lines.nms_threshold)
             found = [found[k] for k in keep]
-        if level == "word" and self.word_split is not None:
-            found = [(word, score) for quad, score in found for word in split_by_ink(rgb, quad, self.word_split)]
         h, w = rgb.shape[:2]
-        return [DetectedText(np.clip(quad, 0, [w, h]).astype(np.float32), float(score)) for quad, score in found]
+
+        def clip(quad: np.ndarray) -> np.ndarray:
+            return np.clip(quad, 0, [w, h]).astype(np.float32)
+
+        if level == "word":
+            return [DetectedText(clip(piece), float(score))
+                    for quad, score, _ in found for piece in self._cut(rgb, quad)]
+        return [DetectedText(clip(quad), float(score),
+                             [clip(piece) for word, _ in words for piece in self._cut(rgb, word)])
+                for quad, score, words in found]
+
+    def _cut(self, rgb: np.ndarray, quad: np.ndarray) -> list[np.ndarray]:
+        """A word box cut where the photo's pixels go blank (``word_split``), or left whole."""
+        return [quad] if self.word_split is None else split_by_ink(rgb, quad, self.word_split)
