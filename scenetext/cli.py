@@ -49,9 +49,9 @@ def make_reader(weights_det=None, weights_rec=None, max_side=None, min_confidenc
               help="json: OUT/<name>.json per image; jsonl: one OUT/results.jsonl; txt: OUT/<name>.txt")
 @click.option("--no-annotate", is_flag=True, help="do not write OUT/<name>.annotated.jpg")
 @click.option("--level", type=click.Choice(["line", "word"]), default="line", show_default=True,
-              help="detect text lines (split into words after reading) or words")
+              help="detect text lines (their word boxes read one by one) or words")
 @click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.3, show_default=True,
-              help="drop lines read with a lower confidence")
+              help="drop word boxes (and lines left empty) read with a lower confidence")
 @click.option("--max-side", type=click.IntRange(min=64), help="cap on the long side the detector sees")
 @click.option("--lexicon", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="word list (one per line) to constrain reading to")

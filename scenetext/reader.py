@@ -93,7 +93,7 @@ class Reader:
             ``detect(rgb, level)`` method); default: the shipped weights, loaded on first use.
         recognizer: a :class:`~scenetext.recognition.predictor.Recognizer`; default likewise.
         device: only ``"cpu"`` is supported.
-        min_confidence: lines read with a lower confidence (0-1) are dropped.
+        min_confidence: boxes read with a lower confidence (0-1) are dropped, and lines left empty.
         level: ``"line"`` (default) detects text lines, ``"word"`` asks the detector for word
             boxes and makes each one a :class:`~scenetext.results.Line` of its own.
         read_by_word: at ``level="line"``, read each of a line's word boxes (the detector's
