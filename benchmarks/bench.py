@@ -25,6 +25,16 @@ def _rate(fn, n: int, warmup: int) -> float:
     return n / (time.perf_counter() - t)
 
 
+def bench_machine(repeats: int = 5) -> dict:
+    """Plain fp32 matrix products: how fast this machine is right now. A shared machine's speed
+    drifts (on our 2-core VM from ~30 to ~60 GFLOP/s within minutes), and every figure below moves
+    with it; run first and last so a table can be read against the machine's state."""
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    rates = [2 * 1024**3 * _rate(lambda: a @ b, 10, warmup=2) / 1e9 for _ in range(repeats)]
+    return {"name": "machine: fp32 matmul 1024x1024 (median of 5)", "value": float(np.median(rates)),
+            "unit": "GFLOP/s", "target": ""}
+
+
 def bench_synth_words(n: int = 2000) -> dict:
     from scenetext.data.render_words import WordRenderer
 
@@ -144,7 +154,7 @@ print(json.dumps({{"median": np.median(per_photo, axis=0).tolist(), "rate": rate
     ]
 
 
-BENCHES = {"synth-words": bench_synth_words, "synth-scenes": bench_synth_scenes, "rec": bench_recognizer,
+BENCHES = {"machine": bench_machine, "synth-words": bench_synth_words, "synth-scenes": bench_synth_scenes, "rec": bench_recognizer,
            "det": bench_detector, "e2e": bench_end_to_end}
 
 
@@ -159,7 +169,10 @@ def main(argv=None) -> int:
         ap.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     torch.set_num_threads(args.threads)
     rows = []
-    for name in args.only or BENCHES:
+    names = list(args.only or BENCHES)
+    if not args.only:
+        names.append("machine")  # again at the end: did the machine's speed hold?
+    for name in names:
         result = BENCHES[name]()
         if result is None:
             print(f"{name}: skipped (no shipped weights)", flush=True)

@@ -451,25 +451,30 @@ def eval_det(folder, weights, protocol, level, limit, json_out):
 @click.option("--fp32", is_flag=True, help="keep fp32 weights (default: fp16, half the size)")
 @click.option("--score-threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="detector only: the proposal score threshold to use with these weights (default 0.7)")
+@click.option("--line-min-score", type=click.FloatRange(0, 1),
+              help="detector only: lines whose mean (min-max normalised) proposal score is lower are dropped "
+                   "(default 0.7)")
 @click.option("--scale", "scales", multiple=True, type=click.IntRange(min=32),
               help="detector only: short side(s) to detect at with these weights (default 720); repeatable")
 @click.option("--max-side", type=click.IntRange(min=32),
               help="detector only: cap on the long side of the image the detector sees (default 1280)")
-def export(checkpoint_file, out, fp32, score_threshold, scales, max_side):
+def export(checkpoint_file, out, fp32, score_threshold, line_min_score, scales, max_side):
     """Strip the training state from a checkpoint and write a model file (e.g. into weights/).
 
     A detector's settings chosen for its weights travel with them: e.g.
-    `scenetext export runs/det/best.pt weights/ctpn.pt --score-threshold 0.5 --scale 900 --max-side 1600`.
+    `scenetext export runs/det/best.pt weights/ctpn.pt --score-threshold 0.3 --line-min-score 0.5 --scale 900
+    --max-side 1600`.
     """
     from . import checkpoint
 
-    settings = {"score_threshold": score_threshold, "scales": list(scales) or None, "max_side": max_side}
+    settings = {"score_threshold": score_threshold, "line_min_score": line_min_score, "scales": list(scales) or None,
+                "max_side": max_side}
     settings = {k: v for k, v in settings.items() if v is not None} or None
     try:
         path = checkpoint.export_weights(checkpoint_file, out, half=not fp32, settings=settings)
     except checkpoint.UnknownSettingError as exc:
-        raise click.UsageError(f"{exc} (--score-threshold, --scale and --max-side are for detector checkpoints)") \
-            from exc
+        raise click.UsageError(f"{exc} (--score-threshold, --line-min-score, --scale and --max-side are for "
+                               "detector checkpoints)") from exc
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 

@@ -435,6 +435,13 @@ def test_exported_settings_are_the_detectors_defaults(tmp_path):
     assert Detector.load(plain).score_threshold == 0.7
     assert Detector.load(tuned).score_threshold == pytest.approx(0.55)
     assert Detector.load(tuned, score_threshold=0.9).score_threshold == 0.9  # an explicit argument wins
+    assert Detector.load(tuned).lines.min_score == LineConfig().min_score
+    lined = tmp_path / "lined.pt"
+    assert runner.invoke(main, ["export", str(trained), str(lined), "--line-min-score", "0.4"]).exit_code == 0
+    assert Detector.load(lined).lines.min_score == pytest.approx(0.4)
+    assert Detector.load(lined, line_min_score=0.6).lines.min_score == pytest.approx(0.6)
+    own = LineConfig(word_gap=0.3)
+    assert Detector.load(lined, lines=own).lines is own  # a whole LineConfig replaces the stored score
     scaled = tmp_path / "scaled.pt"
     args = ["export", str(trained), str(scaled), "--scale", "900", "--scale", "1200", "--max-side", "1600"]
     assert runner.invoke(main, args).exit_code == 0

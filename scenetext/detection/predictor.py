@@ -47,7 +47,8 @@ DEFAULT_MAX_SIDE = 1280
 
 
 #: How each setting a model file may carry (``checkpoint.SETTINGS["ctpn"]``) becomes an argument.
-_SETTING_TYPES = {"score_threshold": float, "scales": lambda v: tuple(int(s) for s in v), "max_side": int}
+_SETTING_TYPES = {"score_threshold": float, "line_min_score": float, "scales": lambda v: tuple(int(s) for s in v),
+                  "max_side": int}
 
 
 class Detector:
@@ -81,14 +82,18 @@ class Detector:
     def load(cls, path: str | Path | None = None, **kwargs) -> "Detector":
         """Load a model file (default ``weights/ctpn.pt``) with its BatchNorms folded.
 
-        Settings stored with the weights (``scenetext export --score-threshold/--scale/--max-side``)
-        are the defaults; arguments passed here win.
+        Settings stored with the weights (``scenetext export --score-threshold/--line-min-score/
+        --scale/--max-side``) are the defaults; arguments passed here win (``line_min_score``,
+        ``LineConfig.min_score``, is also accepted here; a ``lines=`` argument replaces it).
         """
         path = Path(path) if path else DEFAULT_WEIGHTS
         ck = checkpoint.load(path, kind="ctpn")
         stored = ck.get("meta", {}).get("settings", {})
         for name, value in stored.items():
             kwargs.setdefault(name, _SETTING_TYPES[name](value))
+        line_min_score = kwargs.pop("line_min_score", None)
+        if line_min_score is not None and "lines" not in kwargs:
+            kwargs["lines"] = LineConfig(min_score=line_min_score)
         model = CTPN(CTPNConfig.from_dict(ck["config"]))
         model.load_state_dict(ck["state_dict"])
         fold_batchnorm(model.eval())
