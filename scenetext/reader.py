@@ -271,8 +271,8 @@ class Reader:
         kept = [box for box in map(self._box, crops, pieces, readings) if box is not None]
         if not kept:
             return None
-        text = " ".join(text for text, _, _ in kept)
-        weights = np.array([len(text.replace(" ", "")) for text, _, _ in kept], np.float64)
+        text = " ".join(box_text for box_text, _, _ in kept)
+        weights = np.array([len(box_text.replace(" ", "")) for box_text, _, _ in kept], np.float64)
         logs = np.log(np.maximum([conf for _, conf, _ in kept], 1e-12))
         confidence = float(np.exp(np.average(logs, weights=weights if weights.sum() else None)))
         return Line(quad, text, confidence, [word for _, _, words in kept for word in words])
