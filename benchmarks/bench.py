@@ -154,8 +154,8 @@ print(json.dumps({{"median": np.median(per_photo, axis=0).tolist(), "rate": rate
     ]
 
 
-BENCHES = {"machine": bench_machine, "synth-words": bench_synth_words, "synth-scenes": bench_synth_scenes, "rec": bench_recognizer,
-           "det": bench_detector, "e2e": bench_end_to_end}
+BENCHES = {"machine": bench_machine, "synth-words": bench_synth_words, "synth-scenes": bench_synth_scenes,
+           "rec": bench_recognizer, "det": bench_detector, "e2e": bench_end_to_end}
 
 
 def main(argv=None) -> int:
