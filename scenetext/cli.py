@@ -257,7 +257,8 @@ def train():
               help="folder to report accuracy on during training; repeatable")
 @click.option("--val-every", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--val-limit", type=click.IntRange(min=1), default=None, help="crops per --val folder")
-@click.option("--variant", type=click.Choice(["small", "large"]), default="small", show_default=True)
+@click.option("--variant", type=click.Choice(["small", "fast", "large"]), default="small", show_default=True,
+              help="model size; with --init weights of a wider variant, starts from their most important channels")
 @click.option("--charset", "charset_file", type=click.Path(exists=True, dir_okay=False),
               help="file of characters (default: digits, Latin letters, punctuation, space)")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -265,13 +266,17 @@ def train():
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--checkpoint-minutes", type=float, default=5.0, show_default=True)
 @click.option("--init", type=click.Path(exists=True, dir_okay=False), help="start from these weights")
+@click.option("--teacher", type=click.Path(exists=True, dir_okay=False),
+              help="also learn this trained model's per-frame outputs (distillation)")
+@click.option("--distill", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="weight of the distillation loss next to CTC")
 @click.option("--no-resume", is_flag=True, help="ignore OUT/last.pt and start again")
 @click.option("--stop-at", type=click.IntRange(min=1), help="checkpoint and stop at this step (resume later)")
 @click.option("--no-orient-tall", is_flag=True,
               help="keep tall real crops as they are (default with --init: turn each word that runs up or "
                    "down upright, in the orientation the --init weights find its label most likely)")
 def train_rec(out, steps, batch_size, lr, real, real_ratio, val, val_every, val_limit, variant, charset_file, seed,
-              workers, threads, checkpoint_minutes, init, no_resume, stop_at, no_orient_tall):
+              workers, threads, checkpoint_minutes, init, teacher, distill, no_resume, stop_at, no_orient_tall):
     """Train the CRNN recogniser on synthetic words mixed with real crops."""
     from .recognition.train import RecTrainConfig
     from .recognition.train import train as run
@@ -279,8 +284,8 @@ def train_rec(out, steps, batch_size, lr, real, real_ratio, val, val_every, val_
     run(RecTrainConfig(out=out, steps=steps, batch_size=batch_size, lr=lr, real=list(real), real_ratio=real_ratio,
                        val=list(val), val_every=val_every, val_limit=val_limit, variant=variant,
                        charset_file=charset_file, seed=seed, workers=workers, threads=threads,
-                       checkpoint_minutes=checkpoint_minutes, init=init, resume=not no_resume,
-                       stop_at=stop_at, orient_tall=not no_orient_tall))
+                       checkpoint_minutes=checkpoint_minutes, init=init, teacher=teacher, distill=distill,
+                       resume=not no_resume, stop_at=stop_at, orient_tall=not no_orient_tall))
 
 
 # --------------------------------------------------------------------------------- eval

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from .. import checkpoint
 from ..data.formats import read_rec_set
-from ..nn import count_parameters
+from ..nn import count_parameters, fold_batchnorm
 from ..training import (
     CheckpointPolicy,
     StepSampler,
@@ -35,6 +35,7 @@ from .data import BucketCollate, WordDataset, WordSampleSource
 from .evaluate import evaluate_crops
 from .model import CRNN, CRNNConfig
 from .predictor import Recognizer
+from .shrink import distill_loss, shrink_into
 
 
 @dataclass
@@ -61,6 +62,9 @@ class RecTrainConfig:
     resume: bool = True
     stop_at: int | None = None  # checkpoint and stop at this step (the LR schedule still follows `steps`)
     init: str | None = None  # start from these weights (fine-tuning) instead of from scratch
+    # Train to match this model's per-frame outputs too (distillation): loss = CTC + distill * KL.
+    teacher: str | None = None
+    distill: float = 1.0
     # Turn tall real crops (words running up or down) upright, each in the orientation where the
     # --init model finds its label most likely; fixed once per run in OUT/orientations.json.
     orient_tall: bool = True
@@ -120,9 +124,17 @@ def train(cfg: RecTrainConfig) -> Path:
         skipped_total = state["train"].get("skipped", {})
         torch.set_rng_state(state["train"]["torch_rng"])
     elif cfg.init:
-        init = checkpoint.load(cfg.init, kind="crnn")
-        model.load_state_dict(init["state_dict"])
-        _print(f"initialised from {cfg.init}")
+        init = _load_model(cfg.init)
+        if init.config.variant == model_cfg.variant:
+            model.load_state_dict(init.state_dict())
+            _print(f"initialised from {cfg.init}")
+        else:
+            shrink_into(model, init)
+            _print(f"initialised from the most important channels of {cfg.init} ({init.config.variant})")
+    teacher = _load_model(cfg.teacher).eval() if cfg.teacher else None
+    if teacher is not None:
+        fold_batchnorm(teacher)
+        _print(f"distilling from {cfg.teacher} ({teacher.config.variant}), weight {cfg.distill}")
     model.train()
     _print(f"CRNN-{model_cfg.variant}: {count_parameters(model):,} parameters, {len(model_cfg.chars)} characters")
 
@@ -130,7 +142,8 @@ def train(cfg: RecTrainConfig) -> Path:
     real_train, holdout = split_holdout(real, cfg.holdout)
     _print(f"real crops: {len(real_train)} for training, {len(holdout)} held out; real ratio {cfg.real_ratio}")
     val_sets = _load_val_sets(cfg, holdout)
-    orientations = _orientations(cfg, out / "orientations.json", model, model_cfg, real_train, fresh=state is None)
+    judge = teacher if teacher is not None else model  # a shrunk model has not yet learnt to judge
+    orientations = _orientations(cfg, out / "orientations.json", judge, model_cfg, real_train, fresh=state is None)
 
     if step % cfg.bucket:
         raise ValueError(f"checkpoint step {step} is not a multiple of bucket={cfg.bucket}")
@@ -152,7 +165,7 @@ def train(cfg: RecTrainConfig) -> Path:
         for batches, skipped in loader:
             add_counts(skipped_total, skipped)
             for batch in batches:
-                step = _train_step(model, opt, batch, step, cfg, skipped_total, loss_window)
+                step = _train_step(model, opt, batch, step, cfg, skipped_total, loss_window, teacher)
                 n_window += batch[0].shape[0] if batch is not None else 0
             if step % 100 < cfg.bucket:
                 rate = n_window / (time.time() - t_window)
@@ -195,7 +208,14 @@ def _orientations(cfg: RecTrainConfig, path: Path, model: CRNN, model_cfg: CRNNC
     return chosen
 
 
-def _train_step(model, opt, batch, step, cfg, skipped_total, loss_window) -> int:
+def _load_model(path: str) -> CRNN:
+    ck = checkpoint.load(path, kind="crnn")
+    model = CRNN(CRNNConfig.from_dict(ck["config"]))
+    model.load_state_dict(ck["state_dict"])
+    return model
+
+
+def _train_step(model, opt, batch, step, cfg, skipped_total, loss_window, teacher=None) -> int:
     """One optimiser step on a batch (None when every sample was bad); returns the next step."""
     if batch is None:
         return step + 1
@@ -203,8 +223,12 @@ def _train_step(model, opt, batch, step, cfg, skipped_total, loss_window) -> int
     for g in opt.param_groups:
         g["lr"] = lr_at(step, cfg)
     log_probs = model(x, widths)
-    loss = F.ctc_loss(log_probs, targets, model.frames(widths), target_lengths, blank=0,
-                      reduction="mean", zero_infinity=True)
+    frames = model.frames(widths)
+    loss = F.ctc_loss(log_probs, targets, frames, target_lengths, blank=0, reduction="mean", zero_infinity=True)
+    if teacher is not None:
+        with torch.no_grad():
+            teacher_log_probs = teacher(x, widths)
+        loss = loss + cfg.distill * distill_loss(log_probs, teacher_log_probs, frames)
     if torch.isfinite(loss):
         opt.zero_grad(set_to_none=True)
         loss.backward()
