@@ -123,7 +123,8 @@ def train(cfg: RecTrainConfig) -> Path:
         step, best = state["train"]["step"], state["train"].get("best", -1.0)
         skipped_total = state["train"].get("skipped", {})
         torch.set_rng_state(state["train"]["torch_rng"])
-    elif cfg.init:
+    init = None
+    if state is None and cfg.init:
         init = _load_model(cfg.init)
         if init.config.variant == model_cfg.variant:
             model.load_state_dict(init.state_dict())
@@ -142,7 +143,8 @@ def train(cfg: RecTrainConfig) -> Path:
     real_train, holdout = split_holdout(real, cfg.holdout)
     _print(f"real crops: {len(real_train)} for training, {len(holdout)} held out; real ratio {cfg.real_ratio}")
     val_sets = _load_val_sets(cfg, holdout)
-    judge = teacher if teacher is not None else model  # a shrunk model has not yet learnt to judge
+    # Tall crops are judged by trained weights (a freshly shrunk model has not yet learnt to read).
+    judge = teacher if teacher is not None else (init if init is not None else model)
     orientations = _orientations(cfg, out / "orientations.json", judge, model_cfg, real_train, fresh=state is None)
 
     if step % cfg.bucket:
