@@ -74,6 +74,16 @@ class CRNN(nn.Module):
         self.rnn2 = nn.LSTM(hidden, hidden, bidirectional=True)
         self.fc = nn.Linear(2 * hidden, config.charset.num_classes)
 
+    @classmethod
+    def load(cls, path) -> "CRNN":
+        """A model file or training checkpoint as a CRNN (fp32, BatchNorms as trained)."""
+        from .. import checkpoint
+
+        ck = checkpoint.load(path, kind="crnn")
+        model = cls(CRNNConfig.from_dict(ck["config"]))
+        model.load_state_dict(ck["state_dict"])
+        return model
+
     @staticmethod
     def _mask(x: torch.Tensor, widths: torch.Tensor | None) -> torch.Tensor:
         if widths is None:

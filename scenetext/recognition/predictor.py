@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import checkpoint
 from ..nn import fold_batchnorm
 from .decode import Decoded, Lexicon, beam_decode, greedy_decode, lexicon_decode
 from .model import CRNN, CRNNConfig
@@ -39,9 +38,7 @@ class Recognizer:
     @classmethod
     def load(cls, path: str | Path | None = None, **kwargs) -> "Recognizer":
         path = Path(path) if path else DEFAULT_WEIGHTS
-        ck = checkpoint.load(path, kind="crnn")
-        model = CRNN(CRNNConfig.from_dict(ck["config"]))
-        model.load_state_dict(ck["state_dict"])
+        model = CRNN.load(path)
         model.eval()
         fold_batchnorm(model)
         # oneDNN convolutions run ~25 % faster on channels-last tensors (same results).

@@ -125,14 +125,14 @@ def train(cfg: RecTrainConfig) -> Path:
         torch.set_rng_state(state["train"]["torch_rng"])
     init = None
     if state is None and cfg.init:
-        init = _load_model(cfg.init)
+        init = CRNN.load(cfg.init)
         if init.config.variant == model_cfg.variant:
             model.load_state_dict(init.state_dict())
             _print(f"initialised from {cfg.init}")
         else:
             shrink_into(model, init)
             _print(f"initialised from the most important channels of {cfg.init} ({init.config.variant})")
-    teacher = _load_model(cfg.teacher).eval() if cfg.teacher else None
+    teacher = CRNN.load(cfg.teacher).eval() if cfg.teacher else None
     if teacher is not None:
         fold_batchnorm(teacher)
         _print(f"distilling from {cfg.teacher} ({teacher.config.variant}), weight {cfg.distill}")
@@ -208,13 +208,6 @@ def _orientations(cfg: RecTrainConfig, path: Path, model: CRNN, model_cfg: CRNNC
     turned = sum(1 for d in chosen.values() if d)
     _print(f"tall crops: {len(chosen)}, {turned} turned upright for training ({path})")
     return chosen
-
-
-def _load_model(path: str) -> CRNN:
-    ck = checkpoint.load(path, kind="crnn")
-    model = CRNN(CRNNConfig.from_dict(ck["config"]))
-    model.load_state_dict(ck["state_dict"])
-    return model
 
 
 def _train_step(model, opt, batch, step, cfg, skipped_total, loss_window, teacher=None) -> int:
