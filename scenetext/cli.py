@@ -257,7 +257,7 @@ def train():
               help="folder to report accuracy on during training; repeatable")
 @click.option("--val-every", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--val-limit", type=click.IntRange(min=1), default=None, help="crops per --val folder")
-@click.option("--variant", type=click.Choice(["small", "fast", "large"]), default="small", show_default=True,
+@click.option("--variant", type=click.Choice(["small", "medium", "fast", "large"]), default="small", show_default=True,
               help="model size; with --init weights of a wider variant, starts from their most important channels")
 @click.option("--charset", "charset_file", type=click.Path(exists=True, dir_okay=False),
               help="file of characters (default: digits, Latin letters, punctuation, space)")

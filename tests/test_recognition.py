@@ -115,7 +115,7 @@ def test_width_batches_sort_by_width_and_bound_the_padded_size():
     assert width_batches([], 64, 100) == []
 
 
-@pytest.mark.parametrize("variant", ["small"])
+@pytest.mark.parametrize("variant", ["small", "medium", "fast"])
 def test_padded_batch_gives_the_same_result_as_alone(variant):
     torch.manual_seed(0)
     model = CRNN(CRNNConfig(variant=variant))

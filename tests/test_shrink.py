@@ -34,9 +34,10 @@ def test_shrinking_into_the_same_variant_gives_the_same_model():
         torch.testing.assert_close(dst(x, w), src(x, w))
 
 
-def test_shrinking_keeps_the_channels_with_the_largest_batchnorm_scales_in_order():
+@pytest.mark.parametrize("variant", ["fast", "medium"])
+def test_shrinking_keeps_the_channels_with_the_largest_batchnorm_scales_in_order(variant):
     src = _trained_looking()
-    dst = shrink_into(CRNN(CRNNConfig(variant="fast")).eval(), src)
+    dst = shrink_into(CRNN(CRNNConfig(variant=variant)).eval(), src)
     for d, s in zip(list(dst.blocks) + [dst.last], list(src.blocks) + [src.last]):
         k = d.conv.out_channels
         kept = s.bn.weight.abs().topk(k).indices.sort().values
@@ -49,6 +50,16 @@ def test_shrinking_keeps_the_channels_with_the_largest_batchnorm_scales_in_order
     with torch.no_grad():
         out = dst(x, w)
     assert out.shape == src(x, w).shape and torch.isfinite(out).all()
+
+
+def test_medium_keeps_the_small_models_second_lstm_and_classifier_whole():
+    src = _trained_looking()
+    dst = shrink_into(CRNN(CRNNConfig(variant="medium")).eval(), src)
+    assert dst.blocks[-1].conv.out_channels < src.blocks[-1].conv.out_channels
+    assert dst.rnn1.input_size < src.rnn1.input_size and dst.rnn1.hidden_size == src.rnn1.hidden_size
+    for name, p in src.rnn2.named_parameters():
+        torch.testing.assert_close(getattr(dst.rnn2, name), p)
+    torch.testing.assert_close(dst.fc.weight, src.fc.weight)
 
 
 def test_a_wider_target_or_another_layout_is_refused():
