@@ -71,16 +71,16 @@ def _crops_rate(rec, batches: int) -> float:
     return len(crops) * _rate(lambda: rec.recognize(crops), 3, warmup=1)
 
 
-def bench_recognizer_fast(batches: int = 10) -> dict | None:
-    """The same for the optional fast recogniser file (`weights/crnn-fast.pt`), if shipped."""
+def bench_recognizer_options(batches: int = 10) -> list[dict] | None:
+    """The same for each optional recogniser file shipped beside the default (`weights/crnn-*.pt`)."""
     from scenetext.recognition.predictor import DEFAULT_WEIGHTS, Recognizer
 
-    path = DEFAULT_WEIGHTS.with_name("crnn-fast.pt")
-    if not path.is_file():
-        return None
-    rec = Recognizer.load(path, batch_size=64)
-    return {"name": f"CRNN recogniser, same crops ({rec.config.variant} variant, {path.name})",
-            "value": _crops_rate(rec, batches), "unit": "crops/s", "target": ""}
+    rows = []
+    for path in sorted(DEFAULT_WEIGHTS.parent.glob("crnn-*.pt")):
+        rec = Recognizer.load(path, batch_size=64)
+        rows.append({"name": f"CRNN recogniser, same crops ({rec.config.variant} variant, {path.name})",
+                     "value": _crops_rate(rec, batches), "unit": "crops/s", "target": ""})
+    return rows or None
 
 
 PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "det" / "ic15_test" / "images"
@@ -170,7 +170,7 @@ print(json.dumps({{"median": np.median(per_photo, axis=0).tolist(), "rate": rate
 
 
 BENCHES = {"machine": bench_machine, "synth-words": bench_synth_words, "synth-scenes": bench_synth_scenes,
-           "rec": bench_recognizer, "rec-fast": bench_recognizer_fast, "det": bench_detector, "e2e": bench_end_to_end}
+           "rec": bench_recognizer, "rec-options": bench_recognizer_options, "det": bench_detector, "e2e": bench_end_to_end}
 
 
 def main(argv=None) -> int:
