@@ -26,7 +26,7 @@ VARIANTS = {
     # shrinking a trained small model into it and distilling (shrink.py).
     "fast": dict(stem_stride=2, blocks=[(16, None), (32, (2, 2)), (64, None), (64, (2, 1)), (96, None),
                                         (96, (2, 1))], last=128, hidden=96),
-    # Three quarters of the small variant's conv widths, its LSTMs kept (128): ~1.9x its speed. Trained
+    # Three quarters of the small variant's conv widths, its LSTMs kept (128): ~1.4-1.9x its speed. Trained
     # like "fast", by shrinking a trained small model into it and distilling.
     "medium": dict(stem_stride=2, blocks=[(24, None), (48, (2, 2)), (96, None), (96, (2, 1)), (144, None),
                                           (144, (2, 1))], last=192, hidden=128),
@@ -90,8 +90,8 @@ class CRNN(nn.Module):
 
     @staticmethod
     def _mask(x: torch.Tensor, widths: torch.Tensor | None) -> torch.Tensor:
-        # A batch with no padded column (crops of one width, as in most width-sorted batches of
-        # a page's words) needs no mask: skipping it saves ~12 % of the small model's time.
+        # A batch with no padded column (crops of one width, or a crop read alone) needs no mask:
+        # skipping it saves ~12 % of the small model's time on such a batch.
         if widths is None or bool((widths >= x.shape[-1]).all()):
             return x
         cols = torch.arange(x.shape[-1], device=x.device)
