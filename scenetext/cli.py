@@ -427,6 +427,44 @@ def train_det(out, steps, batch_size, lr, real, real_ratio, val, val_every, val_
         paste_ratio=paste_ratio))
 
 
+@train.command("split")
+@click.option("-o", "--out", default="runs/split", show_default=True, help="run folder (checkpoints, log.jsonl)")
+@click.option("--steps", type=click.IntRange(min=1), default=4000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--words", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="detection set with word-level ground truth (repeatable)")
+@click.option("--negatives", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="detection set with line-level ground truth: only boxes off its lines are used (repeatable)")
+@click.option("--paste", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="word crop folder (labels.tsv) pasted into scenes (repeatable)")
+@click.option("--paste-scenes", type=click.IntRange(min=0), default=300, show_default=True)
+@click.option("--font-scenes", type=click.IntRange(min=0), default=300, show_default=True)
+@click.option("--detector", type=click.Path(exists=True, dir_okay=False), help="detector whose boxes are cropped")
+@click.option("--real-ratio", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="share of detector crops among the samples (the rest are synthetic lines)")
+@click.option("--init", type=click.Path(exists=True, dir_okay=False), help="CRNN file to start the network from")
+@click.option("--variant", type=click.Choice(["small", "medium", "fast"]), default="fast", show_default=True)
+@click.option("--val-every", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--checkpoint-minutes", type=float, default=4.0, show_default=True)
+@click.option("--no-resume", is_flag=True, help="ignore OUT/last.pt and start again")
+@click.option("--stop-at", type=click.IntRange(min=1), help="checkpoint and stop at this step (resume later)")
+def train_split(out, steps, batch_size, lr, words, negatives, paste, paste_scenes, font_scenes, detector, real_ratio,
+                init, variant, val_every, seed, workers, threads, checkpoint_minutes, no_resume, stop_at):
+    """Train the word splitter that cuts detected boxes into words (detector level="word")."""
+    from .detection.splitter_train import SplitTrainConfig
+    from .detection.splitter_train import train as run_training
+
+    run_training(SplitTrainConfig(
+        out=out, steps=steps, batch_size=batch_size, lr=lr, words=list(words), negatives=list(negatives),
+        paste=list(paste), paste_scenes=paste_scenes, font_scenes=font_scenes, detector=detector,
+        real_ratio=real_ratio, init=init, variant=variant, val_every=val_every, seed=seed, workers=workers,
+        threads=threads, checkpoint_minutes=checkpoint_minutes, resume=not no_resume, stop_at=stop_at))
+
+
 @eval_.command("det")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), help="model file (default: shipped)")
@@ -435,13 +473,21 @@ def train_det(out, steps, batch_size, lr, real, real_ratio, val, val_every, val_
 @click.option("--level", type=click.Choice(["line", "word"]), default="line", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), help="first N images (sorted by name)")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the figures as JSON")
-def eval_det(folder, weights, protocol, level, limit, json_out):
+@click.option("--word-split", default="auto", show_default=True, metavar="auto|ink|none|FILE",
+              help="how boxes are cut into words: the shipped word splitter (auto; the blank-column split when it "
+                   "is missing), the blank-column split (ink), proposal gaps only (none), or a word-splitter file")
+def eval_det(folder, weights, protocol, level, limit, json_out, word_split):
     """Detection precision, recall and hmean on a set (images/ + gt/), ``###`` regions ignored."""
     from .detection.evaluate import evaluate_folder
-    from .detection.predictor import Detector
+    from .detection.predictor import Detector, word_split_from
     from .imageio import atomic_write_text
 
-    r = evaluate_folder(Detector.load(weights), folder, protocol=protocol, level=level, limit=limit)
+    try:
+        splitter = word_split_from(word_split)
+    except (FileNotFoundError, ValueError) as e:
+        raise click.BadParameter(str(e), param_hint="--word-split") from None
+    r = evaluate_folder(Detector.load(weights, word_split=splitter), folder, protocol=protocol, level=level,
+                        limit=limit)
     click.echo(f"{'protocol':<10}{'level':<7}{'images':>7}{'precision':>11}{'recall':>9}{'hmean':>9}{'ms/image':>10}")
     click.echo(f"{protocol:<10}{level:<7}{r['n_images']:>7}{r['precision']:>11.4f}{r['recall']:>9.4f}"
                f"{r['hmean']:>9.4f}{r['ms_per_image']:>10.0f}")

@@ -15,6 +15,7 @@ from .anchors import STRIDE
 from .lines import Grouped, LineConfig, connect_grouped, nms_quads
 from .model import CTPN, CTPNConfig, normalize
 from .proposals import decode_proposals
+from .splitter import WordSplitter
 from .words import InkSplit, split_by_ink
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "ctpn.pt"
@@ -61,14 +62,15 @@ class Detector:
         score_threshold: proposals scoring at most this are dropped.
         proposal_nms: IoU threshold of the NMS on proposals.
         lines: line-construction settings.
-        word_split: at ``level="word"``, also cut each word box where the photo's pixels go
-            blank for a while (:mod:`.words`: spaces too narrow for the 16-px proposal grid);
-            ``None`` keeps the proposal-gap split alone.
+        word_split: how each word box (split at proposal gaps) is cut further, for spaces too
+            narrow for the 16-px proposal grid: a :class:`~.splitter.WordSplitter` (learned; it
+            also trims box ends and drops boxes it finds no word in), an :class:`~.words.InkSplit`
+            (where the photo's pixels go blank for a while), or ``None`` (proposal gaps alone).
     """
 
     def __init__(self, model: CTPN, scales: tuple[int, ...] = (DEFAULT_SCALE,), max_side: int = DEFAULT_MAX_SIDE,
                  score_threshold: float = 0.7, proposal_nms: float = 0.3, lines: LineConfig | None = None,
-                 name: str = "ctpn", word_split: InkSplit | None = InkSplit()):
+                 name: str = "ctpn", word_split: WordSplitter | InkSplit | None = InkSplit()):
         self.model = model.eval()
         self.scales = tuple(scales)
         self.max_side = max_side
@@ -85,6 +87,8 @@ class Detector:
         Settings stored with the weights (``scenetext export --score-threshold/--line-min-score/
         --scale/--max-side``) are the defaults; arguments passed here win (``line_min_score``,
         ``LineConfig.min_score``, is also accepted here; a ``lines=`` argument replaces it).
+        Words are cut by the shipped word splitter (``weights/wordsplit.pt``) when it is there,
+        else by the blank-column split; ``word_split=`` chooses.
         """
         path = Path(path) if path else DEFAULT_WEIGHTS
         ck = checkpoint.load(path, kind="ctpn")
@@ -101,6 +105,8 @@ class Detector:
         # results to 1e-5). Only for a model loaded here: a training run's model keeps its layout.
         model.to(memory_format=torch.channels_last)
         kwargs.setdefault("name", f"ctpn-{model.config.variant}:{path.name}")
+        if "word_split" not in kwargs:
+            kwargs["word_split"] = default_word_split()
         return cls(model, **kwargs)
 
     @torch.inference_mode()
@@ -121,7 +127,8 @@ class Detector:
         or per word (``level="word"``), lines best score first, a line's words left to right.
 
         A line also carries its word boxes (``DetectedText.words``): split at wide gaps between
-        proposals and, with ``word_split``, where the photo's pixels go blank."""
+        proposals and then by ``word_split``. A word splitter drops the boxes it finds no word in,
+        and a line left with no word goes with them."""
         if level not in ("line", "word"):
             raise ValueError(f"level must be 'line' or 'word', got {level!r}")
         found = [item for scale in self.scales for item in self._detect_at(rgb, scale)]
@@ -136,12 +143,46 @@ class Detector:
             return np.clip(quad, 0, [w, h]).astype(np.float32)
 
         if level == "word":
-            return [DetectedText(clip(piece), float(score))
-                    for quad, score, _ in found for piece in self._cut(rgb, quad)]
-        return [DetectedText(clip(quad), float(score),
-                             [clip(piece) for word, _ in words for piece in self._cut(rgb, word)])
-                for quad, score, words in found]
+            pieces = self._cut(rgb, [quad for quad, _, _ in found])
+            return [DetectedText(clip(piece), float(score)) for (_, score, _), cut in zip(found, pieces) for piece in cut]
+        word_lists = [[word for word, _ in words] for _, _, words in found]
+        cuts = iter(self._cut(rgb, [word for words in word_lists for word in words]))
+        out = []
+        learned = isinstance(self.word_split, WordSplitter)
+        for (quad, score, _), words in zip(found, word_lists):
+            pieces = [clip(piece) for _ in words for piece in next(cuts)]
+            if learned and words and not pieces and self.word_split.config.drop_empty:
+                continue  # no word in it: not text
+            if learned and pieces and self.word_split.config.trim_lines:
+                # The line runs from its first word's start to its last word's end.
+                quad = np.stack([pieces[0][0], pieces[-1][1], pieces[-1][2], pieces[0][3]])
+            out.append(DetectedText(clip(quad), float(score), pieces))
+        return out
 
-    def _cut(self, rgb: np.ndarray, quad: np.ndarray) -> list[np.ndarray]:
-        """A word box cut where the photo's pixels go blank (``word_split``), or left whole."""
-        return [quad] if self.word_split is None else split_by_ink(rgb, quad, self.word_split)
+    def _cut(self, rgb: np.ndarray, quads: list[np.ndarray]) -> list[list[np.ndarray]]:
+        """Each word box cut into words by ``word_split`` (``[quad]`` when left whole; ``[]`` when
+        the word splitter drops it)."""
+        if self.word_split is None:
+            return [[quad] for quad in quads]
+        if isinstance(self.word_split, WordSplitter):
+            return self.word_split.split(rgb, quads)
+        return [split_by_ink(rgb, quad, self.word_split) for quad in quads]
+
+
+def default_word_split() -> WordSplitter | InkSplit:
+    """The shipped word splitter if its weights are there, else the blank-column split."""
+    from .splitter import DEFAULT_WEIGHTS as SPLITTER_WEIGHTS
+
+    return WordSplitter.load(SPLITTER_WEIGHTS) if SPLITTER_WEIGHTS.is_file() else InkSplit()
+
+
+def word_split_from(choice: str) -> WordSplitter | InkSplit | None:
+    """A ``word_split`` from its command-line name: ``auto`` (:func:`default_word_split`),
+    ``ink``, ``none`` or the path of a word-splitter file."""
+    if choice == "auto":
+        return default_word_split()
+    if choice == "ink":
+        return InkSplit()
+    if choice == "none":
+        return None
+    return WordSplitter.load(choice)

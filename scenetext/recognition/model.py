@@ -42,6 +42,13 @@ class CRNNConfig:
     chars: str = DEFAULT_CHARS
     height: int = 32
     in_channels: int = 1  # gray input, as in the paper
+    #: 0: one class per character plus the CTC blank. Otherwise the network is a frame tagger with
+    #: this many classes (the word splitter of :mod:`scenetext.detection.splitter` uses 2).
+    classes: int = 0
+
+    @property
+    def num_outputs(self) -> int:
+        return self.classes or self.charset.num_classes
 
     @property
     def charset(self) -> Charset:
@@ -76,7 +83,7 @@ class CRNN(nn.Module):
         self.rnn1 = nn.LSTM(spec["last"], hidden, bidirectional=True)
         self.proj1 = nn.Linear(2 * hidden, hidden)
         self.rnn2 = nn.LSTM(hidden, hidden, bidirectional=True)
-        self.fc = nn.Linear(2 * hidden, config.charset.num_classes)
+        self.fc = nn.Linear(2 * hidden, config.num_outputs)
 
     @classmethod
     def load(cls, path) -> "CRNN":
@@ -127,6 +134,36 @@ class CRNN(nn.Module):
     def _rnn(rnn: nn.LSTM, seq: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if bool((lengths == seq.shape[0]).all()):
             return rnn(seq)[0]
+        if not torch.is_grad_enabled():
+            return _padded_bilstm(rnn, seq, lengths)
         packed = nn.utils.rnn.pack_padded_sequence(seq, lengths, enforce_sorted=False)
         out, _ = rnn(packed)
         return nn.utils.rnn.pad_packed_sequence(out, total_length=seq.shape[0])[0]
+
+
+def _reverse_within(seq: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Each sequence of a padded ``(T, B, C)`` batch reversed within its own length (padding stays
+    at the end); applying it twice gives the input back."""
+    T = seq.shape[0]
+    t = torch.arange(T)[:, None]
+    n = lengths.to(torch.long)[None, :]
+    index = torch.where(t < n, n - 1 - t, t)
+    return seq.gather(0, index[:, :, None].expand(-1, -1, seq.shape[2]))
+
+
+def _padded_bilstm(rnn: nn.LSTM, seq: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """A one-layer bidirectional LSTM over a right-padded batch, without packing: the forward
+    direction runs over the padded batch as it is (a frame sees only earlier frames), the
+    backward one over each sequence reversed within its length. Frames inside each length are
+    exactly what the packed LSTM gives; frames past it are not meaningful. Packed sequences of
+    unequal lengths cost ~2x more on a CPU (per-step batch changes); this path is for inference."""
+    B, H = seq.shape[1], rnn.hidden_size
+    zeros = (seq.new_zeros(1, B, H), seq.new_zeros(1, B, H))
+
+    def run(x: torch.Tensor, suffix: str) -> torch.Tensor:
+        weights = [getattr(rnn, f"{name}_l0{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        return torch.lstm(x, zeros, weights, True, 1, 0.0, False, False, False)[0]
+
+    forward = run(seq, "")
+    backward = _reverse_within(run(_reverse_within(seq, lengths), "_reverse"), lengths)
+    return torch.cat([forward, backward], dim=2)
