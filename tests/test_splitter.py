@@ -186,3 +186,17 @@ def test_shipped_splitter_separates_tightly_set_words_and_drops_blank_boxes():
     assert left[:, 0].min() < 48 and gap[0] - 4 <= left[:, 0].max() <= gap[1] + 4
     assert gap[0] - 4 <= right[:, 0].min() <= gap[1] + 4 and right[:, 0].max() > right_end - 8
     assert splitter.split(image, [box(40, 85, 300, 115)]) == [[]]
+
+
+def test_lines_are_cut_at_spaces_wider_than_the_line_gap():
+    from scenetext.detection.predictor import _word_groups
+
+    # Words 20 px high: spaces of 6 px (0.3 h) and 50 px (2.5 h).
+    words = [box(0, 0, 40, 20), box(46, 0, 90, 20), box(140, 0, 200, 20)]
+    assert [len(g) for g in _word_groups(words, 1.0)] == [2, 1]
+    assert [len(g) for g in _word_groups(words, 3.0)] == [3]
+    assert [len(g) for g in _word_groups(words, None)] == [3]
+    # A slanted line: the space is measured along the words' direction.
+    turn = np.array([[np.cos(0.3), -np.sin(0.3)], [np.sin(0.3), np.cos(0.3)]], np.float32)
+    slanted = [w @ turn.T for w in words]
+    assert [len(g) for g in _word_groups(slanted, 1.0)] == [2, 1]

@@ -153,9 +153,13 @@ class Detector:
             pieces = [clip(piece) for _ in words for piece in next(cuts)]
             if learned and words and not pieces and self.word_split.config.drop_empty:
                 continue  # no word in it: not text
-            if learned and pieces and self.word_split.config.trim_lines:
-                # The line runs from its first word's start to its last word's end.
-                quad = np.stack([pieces[0][0], pieces[-1][1], pieces[-1][2], pieces[0][3]])
+            cfg = self.word_split.config if learned else None
+            if cfg is not None and pieces and (cfg.trim_lines or cfg.line_gap is not None):
+                for group in _word_groups(pieces, cfg.line_gap):
+                    # A line runs from its first word's start to its last word's end.
+                    line = np.stack([group[0][0], group[-1][1], group[-1][2], group[0][3]])
+                    out.append(DetectedText(clip(line), float(score), group))
+                continue
             out.append(DetectedText(clip(quad), float(score), pieces))
         return out
 
@@ -167,6 +171,24 @@ class Detector:
         if isinstance(self.word_split, WordSplitter):
             return self.word_split.split(rgb, quads)
         return [split_by_ink(rgb, quad, self.word_split) for quad in quads]
+
+
+def _word_groups(words: list[np.ndarray], gap: float | None) -> list[list[np.ndarray]]:
+    """A line's words (quads clockwise from the top-left, left to right) in runs whose spaces
+    are at most ``gap`` x the word height (one run when ``gap`` is None)."""
+    if gap is None or len(words) < 2:
+        return [words]
+    groups = [[words[0]]]
+    for prev, word in zip(words, words[1:]):
+        height = float(np.linalg.norm(word[3] - word[0]))
+        direction = prev[1] - prev[0]
+        direction = direction / max(float(np.linalg.norm(direction)), 1e-6)
+        space = float(np.dot(word[0] - prev[1], direction))
+        if space > gap * height:
+            groups.append([word])
+        else:
+            groups[-1].append(word)
+    return groups
 
 
 def default_word_split() -> WordSplitter | InkSplit:

@@ -47,6 +47,9 @@ class SplitConfig:
         drop_empty: a box with no word left is dropped (else it is kept whole).
         trim_lines: at ``level="line"``, a line's ends move to its first word's start and its
             last word's end.
+        line_gap: at ``level="line"``, a line is also cut where the space between two of its
+            words exceeds this many word heights (each part trimmed to its words); ``None``
+            keeps lines whole.
     """
 
     # Chosen on training data only (runs/split1, with the shipped detector; held-out photos IoU
@@ -59,6 +62,7 @@ class SplitConfig:
     min_word: float = 0.25
     drop_empty: bool = True
     trim_lines: bool = False
+    line_gap: float | None = None
 
 
 def word_runs(prob: np.ndarray, height: float, cfg: SplitConfig = SplitConfig(),
