@@ -104,9 +104,12 @@ class Detector:
         # Channels-last weights and activations run the convolutions ~20 % faster on a CPU (same
         # results to 1e-5). Only for a model loaded here: a training run's model keeps its layout.
         model.to(memory_format=torch.channels_last)
-        kwargs.setdefault("name", f"ctpn-{model.config.variant}:{path.name}")
         if "word_split" not in kwargs:
             kwargs["word_split"] = default_word_split()
+        name = f"ctpn-{model.config.variant}:{path.name}"
+        if isinstance(kwargs["word_split"], WordSplitter):
+            name += f"+{kwargs['word_split'].name}"  # results name every model that shaped them
+        kwargs.setdefault("name", name)
         return cls(model, **kwargs)
 
     @torch.inference_mode()
