@@ -268,3 +268,26 @@ def test_training_turns_tall_real_crops_upright_by_label_likelihood(tmp_path):
         img, text, is_real = source.raw(index)
         assert is_real and text == "RIVER"
         assert img.shape[1] > img.shape[0]  # every crop comes out as a wide, upright word
+
+
+def test_inference_bilstm_over_a_padded_batch_equals_the_packed_one():
+    """Without gradients the CRNN runs its BiLSTMs on the padded batch (forward as is, backward
+    reversed within each length) instead of packing: valid frames must be the packed result."""
+    import torch
+    from torch import nn
+
+    from scenetext.recognition.model import CRNN
+
+    torch.manual_seed(0)
+    rnn = nn.LSTM(8, 6, bidirectional=True)
+    seq = torch.randn(10, 3, 8)
+    lengths = torch.tensor([10, 4, 7])
+    with torch.enable_grad():
+        packed = CRNN._rnn(rnn, seq, lengths)
+    with torch.no_grad():
+        padded = CRNN._rnn(rnn, seq, lengths)
+    for b, n in enumerate(lengths.tolist()):
+        torch.testing.assert_close(padded[:n, b], packed[:n, b], atol=1e-6, rtol=1e-5)
+        # And each equals the sequence read alone.
+        alone = rnn(seq[:n, b : b + 1])[0][:, 0]
+        torch.testing.assert_close(padded[:n, b], alone.detach(), atol=1e-6, rtol=1e-5)
