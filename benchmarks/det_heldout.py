@@ -1,0 +1,99 @@
+"""Score a detector on data held out of the *training* sets: how detector files, word splitters
+and their settings are chosen (the validation sets are never used for that).
+
+Sets (all deterministic, built once under ``--cache``):
+
+- the 25 ic03_train / td500_train photos held out of detector training (``split_holdout``, 5 %),
+  scored by IoU at word level and DetEval at line level;
+- 40 "paste-holdout" scenes made only of the word crops held out of the recognition training
+  sets (small photographed incidental words, ICDAR 2015 style);
+- 40 synthetic font scenes drawn with a seed no training run uses (multi-word lines).
+
+Prints one JSON line: the scores, ``combined`` = mean of (the photos' mean of IoU word and DetEval
+line hmean) and the paste-holdout IoU word hmean, the choice rule of the model cards in
+``weights/README.md``; and ``font_H`` beside it.
+
+    python benchmarks/det_heldout.py                              # shipped detector + word splitter
+    python benchmarks/det_heldout.py --word-split ink             # the blank-column word cut
+    python benchmarks/det_heldout.py --weights runs/det/last.pt --score-threshold 0.5 --scale 900
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import torch
+
+from scenetext.data.formats import DetSample, read_det_set, read_rec_set, write_det_set
+from scenetext.detection.evaluate import evaluate_samples
+from scenetext.detection.predictor import Detector, word_split_from
+from scenetext.detection.splitter import WordSplitter
+from scenetext.detection.train import paste_holdout_set
+from scenetext.training import split_holdout
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+FONT_SEED = 987_654_321
+
+
+def font_holdout_set(folder: Path, n: int = 40) -> list[DetSample]:
+    if not (folder / "gt").is_dir() or len(list((folder / "gt").glob("*.txt"))) != n:
+        from scenetext.data.render_scenes import SceneRenderer
+
+        renderer = SceneRenderer()
+        (folder / "images").mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            rgb, words, _ = renderer.render(random.Random(FONT_SEED + i))
+            image = folder / "images" / f"{i:04d}.png"
+            cv2.imwrite(str(image), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            write_det_set(folder, [DetSample(image, words)])
+    return read_det_set(folder)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", help="detector file or checkpoint (default: shipped)")
+    ap.add_argument("--word-split", default="auto", help="auto | ink | none | a word-splitter file")
+    ap.add_argument("--split-threshold", type=float, help="word splitter's frame threshold")
+    ap.add_argument("--score-threshold", type=float)
+    ap.add_argument("--line-min-score", type=float)
+    ap.add_argument("--scale", type=int)
+    ap.add_argument("--max-side", type=int)
+    ap.add_argument("--cache", default="runs", help="folder for the generated held-out scenes")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    real = [s for name in ("det/ic03_train", "det/td500_train") for s in read_det_set(DATA / name)]
+    _, photos = split_holdout(real, 0.05)
+    crops = [s for name in ("rec/ic15_train", "rec/iiit5k_train", "rec/svt_train") for s in read_rec_set(DATA / name)]
+    _, crops_held = split_holdout(crops, 0.05)
+    paste = paste_holdout_set(Path(args.cache) / "paste_holdout", crops_held, 40)
+    font = font_holdout_set(Path(args.cache) / "font_holdout")
+
+    splitter = word_split_from(args.word_split)
+    if args.split_threshold is not None and isinstance(splitter, WordSplitter):
+        splitter.config = replace(splitter.config, threshold=args.split_threshold)
+    options = {"score_threshold": args.score_threshold, "line_min_score": args.line_min_score,
+               "scales": (args.scale,) if args.scale else None, "max_side": args.max_side}
+    det = Detector.load(args.weights, word_split=splitter, **{k: v for k, v in options.items() if v is not None})
+
+    iou = evaluate_samples(det, photos, "iou", "word")
+    deteval = evaluate_samples(det, photos, "deteval", "line")
+    pasted = evaluate_samples(det, paste, "iou", "word")
+    fonts = evaluate_samples(det, font, "iou", "word")
+    photo_mean = (iou["hmean"] + deteval["hmean"]) / 2
+    print(json.dumps({
+        "detector": det.name, "photos_iou_word": round(iou["hmean"], 3), "photos_deteval_line": round(deteval["hmean"], 3),
+        "paste_P": round(pasted["precision"], 3), "paste_R": round(pasted["recall"], 3),
+        "paste_H": round(pasted["hmean"], 3), "combined": round((photo_mean + pasted["hmean"]) / 2, 4),
+        "font_H": round(fonts["hmean"], 3), "ms_per_photo": round(iou["ms_per_image"]),
+    }))
+
+
+if __name__ == "__main__":
+    main()
