@@ -12,7 +12,7 @@ Samples mix two sources:
   pasted real word crops and from synthetic font scenes; 5 % of the photos and word crops (by
   path hash, as in detector training) are kept out and give the validation crops.
 
-The network is a CRNN with two output classes (:mod:`.splitter`), by default initialised from a
+The network is a CRNN with two output classes (:mod:`.splitter`), best initialised from a
 trained recogniser's convolutions and LSTMs (``--init weights/crnn-fast.pt``: it has learnt to
 see characters already). Loss: per-frame cross-entropy. Checkpoints every few minutes, on
 Ctrl-C and at the end; resuming continues exactly (samples are a function of seed and index).
@@ -129,8 +129,7 @@ def detector_crops(detector, samples: list[DetSample], words_level: bool, images
 
 
 def _scenes(renderer, n: int, seed: int):
-    from ..data.formats import Region  # noqa: F401  (regions come back as Region objects)
-
+    """``n`` rendered scenes: their images and samples holding their word regions."""
     images, samples = [], []
     for i in range(n):
         rgb, words, _ = renderer.render(random.Random(seed * 1_000_003 + i))
