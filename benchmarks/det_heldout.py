@@ -22,18 +22,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import torch
 
-from scenetext.data.formats import DetSample, read_det_set, read_rec_set, write_det_set
+from scenetext.data.formats import DetSample, read_det_set, read_rec_set
 from scenetext.detection.evaluate import evaluate_samples
 from scenetext.detection.predictor import Detector, word_split_from
 from scenetext.detection.splitter import WordSplitter
-from scenetext.detection.train import paste_holdout_set
+from scenetext.detection.train import paste_holdout_set, rendered_set
 from scenetext.training import split_holdout
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -41,17 +39,9 @@ FONT_SEED = 987_654_321
 
 
 def font_holdout_set(folder: Path, n: int = 40) -> list[DetSample]:
-    if not (folder / "gt").is_dir() or len(list((folder / "gt").glob("*.txt"))) != n:
-        from scenetext.data.render_scenes import SceneRenderer
+    from scenetext.data.render_scenes import SceneRenderer
 
-        renderer = SceneRenderer()
-        (folder / "images").mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            rgb, words, _ = renderer.render(random.Random(FONT_SEED + i))
-            image = folder / "images" / f"{i:04d}.png"
-            cv2.imwrite(str(image), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-            write_det_set(folder, [DetSample(image, words)])
-    return read_det_set(folder)
+    return rendered_set(folder, SceneRenderer, [FONT_SEED + i for i in range(n)])
 
 
 def main() -> None:

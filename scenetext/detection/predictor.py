@@ -151,12 +151,11 @@ class Detector:
         word_lists = [[word for word, _ in words] for _, _, words in found]
         cuts = iter(self._cut(rgb, [word for words in word_lists for word in words]))
         out = []
-        learned = isinstance(self.word_split, WordSplitter)
+        cfg = self.word_split.config if isinstance(self.word_split, WordSplitter) else None
         for (quad, score, _), words in zip(found, word_lists):
             pieces = [clip(piece) for _ in words for piece in next(cuts)]
-            if learned and words and not pieces and self.word_split.config.drop_empty:
+            if cfg is not None and words and not pieces and cfg.drop_empty:
                 continue  # no word in it: not text
-            cfg = self.word_split.config if learned else None
             if cfg is not None and pieces and (cfg.trim_lines or cfg.line_gap is not None):
                 for group in _word_groups(pieces, cfg.line_gap):
                     # A line runs from its first word's start to its last word's end.

@@ -21,13 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ..crop import crop_line, quad_size
+from ..crop import LineCrop, crop_line, quad_size
 from ..data.render_lines import FRAME
-from ..nn import fold_batchnorm
 from ..recognition.model import CRNN
 from ..recognition.predictor import Recognizer
+from .words import true_runs
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "wordsplit.pt"
 
@@ -69,11 +68,7 @@ def word_runs(prob: np.ndarray, height: float, cfg: SplitConfig = SplitConfig(),
               frame: int = FRAME) -> list[tuple[int, int]]:
     """Column ranges ``[start, end)`` of the words in a crop ``height`` px high from its per-frame
     word probabilities ``prob`` (``frame`` columns each), left to right."""
-    inside = np.asarray(prob) >= cfg.threshold
-    if not inside.any():
-        return []
-    edges = np.diff(np.concatenate([[0], inside.astype(np.int8), [0]]))
-    starts, ends = list(np.flatnonzero(edges == 1)), list(np.flatnonzero(edges == -1))
+    starts, ends = true_runs(np.asarray(prob) >= cfg.threshold)
     runs: list[list[int]] = []
     for s, e in zip(starts, ends):
         if runs and (s - runs[-1][1]) * frame < cfg.min_gap * height:
@@ -81,6 +76,15 @@ def word_runs(prob: np.ndarray, height: float, cfg: SplitConfig = SplitConfig(),
         else:
             runs.append([s, e])
     return [(int(s) * frame, int(e) * frame) for s, e in runs if (e - s) * frame >= cfg.min_word * height]
+
+
+def read_crop(image: np.ndarray, quad: np.ndarray) -> LineCrop | None:
+    """A box as the splitter reads it (upright, height 32, widened by :data:`PAD_X` heights each
+    side); ``None`` for boxes it leaves whole (degenerate, or taller than wide: vertical text)."""
+    width, height = quad_size(np.asarray(quad, np.float32))
+    if height < 1 or width <= height:
+        return None
+    return crop_line(image, quad, pad_x=PAD_X, pad_y=0.0, min_height=32, max_height=32)
 
 
 class WordSplitter:
@@ -101,16 +105,8 @@ class WordSplitter:
     @classmethod
     def load(cls, path: str | Path | None = None, **kwargs) -> "WordSplitter":
         """Load a model file (default ``weights/wordsplit.pt``), BatchNorms folded."""
-        from .. import checkpoint
-
         path = Path(path) if path else DEFAULT_WEIGHTS
-        ck = checkpoint.load(path, kind="wordsplit")
-        from ..recognition.model import CRNNConfig
-
-        model = CRNN(CRNNConfig.from_dict(ck["config"]))
-        model.load_state_dict(ck["state_dict"])
-        fold_batchnorm(model.eval())
-        model.to(memory_format=torch.channels_last)
+        model = Recognizer.load(path, kind="wordsplit").model  # the same inference preparation
         kwargs.setdefault("name", f"wordsplit-{model.config.variant}:{path.name}")
         return cls(model, **kwargs)
 
@@ -126,12 +122,11 @@ class WordSplitter:
         out: list[list[np.ndarray] | None] = [None] * len(quads)
         crops, where = [], []
         for i, quad in enumerate(quads):
-            quad = np.asarray(quad, np.float32)
-            width, height = quad_size(quad)
-            if height < 1 or width <= height:
-                out[i] = [quad]
+            crop = read_crop(image, quad)
+            if crop is None:
+                out[i] = [np.asarray(quad, np.float32)]
                 continue
-            crops.append(crop_line(image, quad, pad_x=PAD_X, pad_y=0.0, min_height=32, max_height=32))
+            crops.append(crop)
             where.append(i)
         probs = self.word_probs([c.image for c in crops])
         for crop, prob, i in zip(crops, probs, where):

@@ -32,16 +32,17 @@ import numpy as np
 import torch
 
 from .. import checkpoint
-from ..crop import LineCrop, crop_line, quad_size
+from ..crop import LineCrop
 from ..data.formats import DetSample, read_det_set, read_rec_set
 from ..data.render_lines import FRAME, LineSpanRenderer, frame_labels
 from ..imageio import load_image
 from ..nn import count_parameters
 from ..recognition.model import CRNN, CRNNConfig
-from ..recognition.preprocess import pad_batch, prepare_crop
+from ..evaluation.iou import _intersection_areas, _polygons
+from ..recognition.preprocess import pad_batch, prepare_crop, target_width
 from ..training import (CheckpointPolicy, StepSampler, StopSignal, lr_at, sample_rng, split_holdout,
                         training_checkpoint, worker_init)
-from .splitter import PAD_X
+from .splitter import read_crop
 
 
 @dataclass
@@ -97,8 +98,6 @@ def box_labels(crop: LineCrop, regions, width: int) -> np.ndarray:
 
 
 def _touches(quad: np.ndarray, regions) -> bool:
-    from ..evaluation.iou import _intersection_areas, _polygons
-
     if not regions:
         return False
     inter = _intersection_areas(_polygons([quad]), _polygons([r.points for r in regions]))
@@ -113,11 +112,10 @@ def detector_crops(detector, samples: list[DetSample], words_level: bool, images
         rgb = images[k] if images is not None else load_image(sample.image)
         for found in detector.detect(rgb, level="word"):
             quad = found.quad
-            width, height = quad_size(quad)
-            if height < 1 or width <= height:
+            crop = read_crop(rgb, quad)
+            if crop is None:
                 continue
-            crop = crop_line(rgb, quad, pad_x=PAD_X, pad_y=0.0, min_height=32, max_height=32)
-            frames = prepare_crop(crop.image).shape[1] // FRAME
+            frames = target_width(crop.image.shape[1], crop.image.shape[0]) // FRAME
             if words_level:
                 labels = box_labels(crop, sample.regions, frames * FRAME)
             elif _touches(quad, sample.regions):

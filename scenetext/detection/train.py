@@ -94,25 +94,31 @@ def _print_table(step: int, results: dict[str, dict]) -> None:
                f"{r['ms_per_image']:>8.0f}")
 
 
-def paste_holdout_set(folder: Path, crops: list[RecSample], n: int, seed: int = 12345) -> list[DetSample]:
-    """``n`` pasted-crop scenes made only of held-out crops, written once to ``folder`` (images/ +
-    gt/) and read back: the same scenes for every validation and every resumed run."""
-    if not (folder / "gt").is_dir() or len(list((folder / "gt").glob("*.txt"))) != n:
-        from ..data.render_pasted import PasteSceneRenderer
-
-        renderer = PasteSceneRenderer(crops)
+def rendered_set(folder: Path, make_renderer, seeds: list[int]) -> list[DetSample]:
+    """Scenes of ``make_renderer()`` (an object whose ``render(rng)`` gives image, word regions and
+    line regions), one per seed, written once to ``folder`` (images/ + gt/) and read back: the same
+    scenes for every validation, every resumed run and every later comparison."""
+    if not (folder / "gt").is_dir() or len(list((folder / "gt").glob("*.txt"))) != len(seeds):
+        renderer = make_renderer()
         (folder / "images").mkdir(parents=True, exist_ok=True)
         threads = cv2.getNumThreads()
         cv2.setNumThreads(1)  # no OpenCV thread pool before the data workers fork (it would deadlock them)
         try:
-            for i in range(n):
-                rgb, words, _ = renderer.render(random.Random(seed * 1_000_003 + i))
+            for i, seed in enumerate(seeds):
+                rgb, words, _ = renderer.render(random.Random(seed))
                 image = folder / "images" / f"{i:04d}.png"
                 cv2.imwrite(str(image), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
                 write_det_set(folder, [DetSample(image, words)])
         finally:
             cv2.setNumThreads(threads)
     return read_det_set(folder)
+
+
+def paste_holdout_set(folder: Path, crops: list[RecSample], n: int, seed: int = 12345) -> list[DetSample]:
+    """``n`` pasted-crop scenes made only of held-out crops (see :func:`rendered_set`)."""
+    from ..data.render_pasted import PasteSceneRenderer
+
+    return rendered_set(folder, lambda: PasteSceneRenderer(crops), [seed * 1_000_003 + i for i in range(n)])
 
 
 def _val_sets(cfg: DetTrainConfig, holdout: list[DetSample],

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..crop import crop_line, quad_size
 
-__all__ = ["HEIGHT", "InkSplit", "ink_profile", "ink_spans", "split_by_ink"]
+__all__ = ["HEIGHT", "InkSplit", "ink_profile", "ink_spans", "split_by_ink", "true_runs"]
 
 #: Height (px) at which a box's profile is read.
 HEIGHT = 32
@@ -48,6 +48,12 @@ class InkSplit:
     reference: float = 90.0
 
 
+def true_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and (exclusive) ends of the runs of True in a 1-D boolean array."""
+    edges = np.diff(np.concatenate([[0], np.asarray(mask).astype(np.int8), [0]]))
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+
 def ink_profile(gray: np.ndarray) -> np.ndarray:
     """Stroke energy per column of an upright grey crop ``(H, W)`` (absolute x and y Sobel
     responses summed over the middle 70 % of the rows; :func:`ink_spans` reads it relative to
@@ -70,10 +76,7 @@ def ink_spans(profile: np.ndarray, height: float, cfg: InkSplit = InkSplit()) ->
     reference = float(np.percentile(profile, cfg.reference))
     if reference <= 0:
         return [(0, width)]
-    blank = profile < cfg.threshold * reference
-    # Runs of blank columns: starts and ends (exclusive).
-    edges = np.diff(np.concatenate([[0], blank.astype(np.int8), [0]]))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    starts, ends = true_runs(profile < cfg.threshold * reference)  # runs of blank columns
     spans, left = [], 0
     min_gap, min_word = cfg.min_gap * height, cfg.min_word * height
     for s, e in zip(starts, ends):

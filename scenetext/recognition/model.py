@@ -86,11 +86,12 @@ class CRNN(nn.Module):
         self.fc = nn.Linear(2 * hidden, config.num_outputs)
 
     @classmethod
-    def load(cls, path) -> "CRNN":
-        """A model file or training checkpoint as a CRNN (fp32, BatchNorms as trained)."""
+    def load(cls, path, kind: str = "crnn") -> "CRNN":
+        """A model file or training checkpoint as a CRNN (fp32, BatchNorms as trained); ``kind``
+        is the file's model kind (``"wordsplit"`` for the detector's word splitter)."""
         from .. import checkpoint
 
-        ck = checkpoint.load(path, kind="crnn")
+        ck = checkpoint.load(path, kind=kind)
         model = cls(CRNNConfig.from_dict(ck["config"]))
         model.load_state_dict(ck["state_dict"])
         return model

@@ -36,9 +36,11 @@ class Recognizer:
         self.rotate_tall = rotate_tall
 
     @classmethod
-    def load(cls, path: str | Path | None = None, **kwargs) -> "Recognizer":
+    def load(cls, path: str | Path | None = None, kind: str = "crnn", **kwargs) -> "Recognizer":
+        """Load a model file (default ``weights/crnn.pt``) for inference: BatchNorms folded,
+        channels-last. ``kind``: see :meth:`CRNN.load`."""
         path = Path(path) if path else DEFAULT_WEIGHTS
-        model = CRNN.load(path)
+        model = CRNN.load(path, kind=kind)
         model.eval()
         fold_batchnorm(model)
         # oneDNN convolutions run ~25 % faster on channels-last tensors (same results).
