@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 
@@ -40,3 +41,31 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def reverse_within(seq: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Each sequence of a padded ``(T, B, C)`` batch reversed within its own length (padding stays
+    at the end); applying it twice gives the input back."""
+    T = seq.shape[0]
+    t = torch.arange(T)[:, None]
+    n = lengths.to(torch.long)[None, :]
+    index = torch.where(t < n, n - 1 - t, t)
+    return seq.gather(0, index[:, :, None].expand(-1, -1, seq.shape[2]))
+
+
+def padded_bilstm(rnn: nn.LSTM, seq: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """A one-layer bidirectional LSTM over a right-padded batch, without packing: the forward
+    direction runs over the padded batch as it is (a frame sees only earlier frames), the
+    backward one over each sequence reversed within its length. Frames inside each length are
+    exactly what the packed LSTM gives; frames past it are not meaningful. Packed sequences of
+    unequal lengths cost ~2x more on a CPU (per-step batch changes); this path is for inference."""
+    B, H = seq.shape[1], rnn.hidden_size
+    zeros = (seq.new_zeros(1, B, H), seq.new_zeros(1, B, H))
+
+    def run(x: torch.Tensor, suffix: str) -> torch.Tensor:
+        weights = [getattr(rnn, f"{name}_l0{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        return torch.lstm(x, zeros, weights, True, 1, 0.0, False, False, False)[0]
+
+    forward = run(seq, "")
+    backward = reverse_within(run(reverse_within(seq, lengths), "_reverse"), lengths)
+    return torch.cat([forward, backward], dim=2)

@@ -102,6 +102,9 @@ class Reader:
             list of words) for constrained decoding; only when the recogniser is loaded here.
         max_side: cap on the long side of the image the detector sees (default: the
             detector's own); only when the detector is loaded here.
+        zoom: a short side (e.g. 1400) at which the detector looks again where it saw weak signs
+            of text (:class:`~scenetext.detection.predictor.Zoom`): more small text found, about
+            a third more detection time; only when the detector is loaded here.
         detector_weights, recognizer_weights: model files to load instead of the shipped ones.
         max_aspect: crops wider than this many heights are split (see :mod:`scenetext.crop`).
         bound_memory: keep the process's memory flat over many photos by fixing the C
@@ -114,13 +117,13 @@ class Reader:
                  lexicon: "Lexicon | str | os.PathLike | Sequence[str] | None" = None,
                  max_side: int | None = None, detector_weights: str | os.PathLike | None = None,
                  recognizer_weights: str | os.PathLike | None = None, max_aspect: float = MAX_ASPECT,
-                 bound_memory: bool = True, read_by_word: bool = True):
+                 bound_memory: bool = True, read_by_word: bool = True, zoom: int | None = None):
         if device != "cpu":
             raise ValueError(f"device {device!r} is not supported: scenetext runs on the CPU")
         if level not in LEVELS:
             raise ValueError(f"level must be 'line' or 'word', got {level!r}")
-        if detector is not None and (max_side is not None or detector_weights is not None):
-            raise ValueError("max_side and detector_weights apply only when the Reader loads the detector")
+        if detector is not None and (max_side is not None or detector_weights is not None or zoom is not None):
+            raise ValueError("max_side, zoom and detector_weights apply only when the Reader loads the detector")
         if recognizer is not None and (lexicon is not None or recognizer_weights is not None):
             raise ValueError("lexicon and recognizer_weights apply only when the Reader loads the recognizer")
         self.min_confidence = float(min_confidence)
@@ -131,6 +134,7 @@ class Reader:
         self._recognizer = recognizer
         self._lexicon = lexicon
         self._max_side = max_side
+        self._zoom = zoom
         self._detector_weights = detector_weights
         self._recognizer_weights = recognizer_weights
         self._lock = threading.Lock()
@@ -146,9 +150,11 @@ class Reader:
         """The detector, loaded on first access."""
         with self._lock:
             if self._detector is None:
-                from .detection.predictor import Detector
+                from .detection.predictor import Detector, Zoom
 
                 options: dict[str, Any] = {} if self._max_side is None else {"max_side": self._max_side}
+                if self._zoom is not None:
+                    options["zoom"] = Zoom(self._zoom)
                 self._detector = Detector.load(self._detector_weights, **options)
             return self._detector
 

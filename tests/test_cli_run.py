@@ -84,7 +84,7 @@ def test_one_image(fake_models, tmp_path):
     assert (summary["images"], summary["processed"], summary["failed"], summary["lines"]) == (1, 1, 0, 2)
     assert not tmp_files(out)
     assert fake_models == [dict(weights_det=None, weights_rec=None, max_side=None, min_confidence=0.3,
-                                lexicon=None, level="line")]
+                                lexicon=None, level="line", zoom=None)]
 
 
 def test_options_reach_the_reader(fake_models, tmp_path):
@@ -94,11 +94,11 @@ def test_options_reach_the_reader(fake_models, tmp_path):
     lexicon = tmp_path / "words.txt"
     lexicon.write_text("open\n")
     result = run(image, "-o", tmp_path / "out", "--level", "word", "--min-confidence", "0.5", "--max-side", "800",
-                 "--lexicon", lexicon, "--weights-det", weights, "--weights-rec", weights, "--quiet")
+                 "--lexicon", lexicon, "--weights-det", weights, "--weights-rec", weights, "--quiet", "--zoom", "1400")
     assert result.exit_code == 0, result.output
     assert result.output == ""
     assert fake_models == [dict(weights_det=weights, weights_rec=weights, max_side=800, min_confidence=0.5,
-                                lexicon=lexicon, level="word")]
+                                lexicon=lexicon, level="word", zoom=1400)]
 
 
 @pytest.mark.parametrize(("mode", "suffix"), [("L", "png"), ("RGBA", "png"), ("P", "png"), ("I;16", "png"),

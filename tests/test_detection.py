@@ -450,6 +450,14 @@ def test_exported_settings_are_the_detectors_defaults(tmp_path):
     loaded = Detector.load(scaled)
     assert (loaded.scales, loaded.max_side, loaded.score_threshold) == ((900, 1200), 1600, 0.7)
     assert Detector.load(scaled, max_side=1000).max_side == 1000
+    from scenetext.detection.predictor import Zoom
+
+    zoomed = tmp_path / "zoomed.pt"
+    args = ["export", str(trained), str(zoomed), "--zoom", "1400", "--zoom-threshold", "0.3"]
+    assert runner.invoke(main, args).exit_code == 0
+    assert Detector.load(zoomed).zoom == Zoom(1400, 0.3) and default.zoom is None
+    assert Detector.load(zoomed, zoom=None).zoom is None
+    assert runner.invoke(main, ["export", str(trained), str(zoomed), "--zoom-threshold", "0.3"]).exit_code == 2
     rec = CRNN(CRNNConfig())
     rec_file = tmp_path / "crnn.pt"
     checkpoint.save(rec_file, {"kind": "crnn", "config": rec.config.to_dict(), "state_dict": rec.state_dict()})
@@ -477,3 +485,70 @@ def test_normalize_pads_with_the_mean_and_gives_the_model_the_same_input():
         a, b = model(padded), model(expected[:1])  # the model pads an unpadded input itself
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-4)
+
+
+def test_zoom_regions_cover_weak_spots_outside_found_lines_on_the_zoomed_grid():
+    from scenetext.detection.predictor import Zoom, zoom_regions
+
+    cells = np.zeros((20, 30), np.float32)
+    cells[5, 10:13] = 0.3  # a weak spot: three cells at first-scale x 160..208, y 80..96
+    cells[15, 2:20] = 0.9  # a found line
+    covered = [np.array([32, 240, 320, 256])]
+    zoom = Zoom(scale=450, threshold=0.2, margin=1)
+    rects = zoom_regions(cells, covered, zoom, (1.5, 1.5), (720, 480))
+    # Grown by one cell: first-scale cells x 9..13, y 4..6, i.e. px x 144..224, y 64..112;
+    # x1.5 -> 216..336, 96..168, moved out to the 16-px grid (208..336, 96..176), then grown to
+    # whole 64-px buckets (128 x 128).
+    assert rects == [(208, 96, 336, 224)]
+    assert all(v % 16 == 0 for v in rects[0])
+    unbucketed = zoom_regions(cells, covered, Zoom(450, threshold=0.2, margin=1, bucket=16), (1.5, 1.5), (720, 480))
+    assert unbucketed == [(208, 96, 336, 176)]
+    # A region grown past the image's edge moves back inside it, still on the grid.
+    edge = np.zeros((20, 30), np.float32)
+    edge[19, 0:2] = 0.3
+    assert zoom_regions(edge, [], Zoom(450, 0.2, margin=0, bucket=64), (1.5, 1.5), (720, 470)) == [(0, 400, 64, 470)]
+    assert zoom_regions(cells, covered, Zoom(450, threshold=0.5), (1.5, 1.5), (720, 480)) == []
+    # Two spots whose grown regions overlap become one rectangle.
+    cells[7, 14] = 0.3
+    assert len(zoom_regions(cells, covered, zoom, (1.5, 1.5), (720, 480))) == 1
+    # Regions stop at the zoomed image's edge.
+    cells[0, 29] = 0.3
+    assert max(r[2] for r in zoom_regions(cells, covered, zoom, (1.5, 1.5), (700, 470))) <= 700
+
+
+def test_new_lines_skip_pieces_of_lines_already_found():
+    from scenetext.detection.predictor import new_lines
+
+    def grouped(x0, y0, x1, y1):
+        quad = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+        return quad, 0.9, [(quad, 0.9)]
+
+    found = [grouped(100, 100, 500, 160)]
+    piece, beside, overlapping = grouped(120, 110, 300, 150), grouped(100, 300, 200, 320), grouped(450, 100, 600, 160)
+    kept = new_lines(found, [piece, beside, overlapping], 0.5)
+    # The piece lies inside the found line; the one beside it is new; a third of the last is inside.
+    assert [k[0][0, 0] for k in kept] == [100, 450]
+    assert new_lines([], [piece], 0.5) == [piece]
+
+
+def test_zoom_reads_its_regions_like_a_whole_image_pass_at_the_zoomed_scale(monkeypatch):
+    from scenetext.detection import predictor
+    from scenetext.detection.predictor import Zoom
+
+    torch.manual_seed(0)
+    model = CTPN().eval()
+    fold_batchnorm(model)
+    rgb = np.random.default_rng(0).integers(0, 255, (240, 400, 3), dtype=np.uint8)
+    kwargs = dict(max_side=2000, score_threshold=0.5, lines=LineConfig(min_score=0.0), word_split=None)
+    two_scales = predictor.Detector(model, scales=(240, 360), **kwargs)
+    zoomed = predictor.Detector(model, scales=(240,), zoom=Zoom(360), **kwargs)
+    # With the whole zoomed image as the one region, the closer look is the second scale's pass.
+    monkeypatch.setattr(predictor, "zoom_regions", lambda cells, covered, zoom, ratio, size: [(0, 0, *size)])
+    expected, got = two_scales.detect(rgb), zoomed.detect(rgb)
+    assert len(got) == len(expected) > 0
+    for a, b in zip(got, expected):
+        assert np.allclose(a.quad, b.quad, atol=1e-3) and a.score == pytest.approx(b.score)
+    # Regions cut from the zoomed image land back where they were read.
+    monkeypatch.setattr(predictor, "zoom_regions", lambda cells, covered, zoom, ratio, size: [(0, 0, 32, 32)])
+    for found in zoomed.detect(rgb):
+        assert (found.quad >= 0).all() and (found.quad <= [400, 240]).all()

@@ -103,7 +103,7 @@ def test_detector_cuts_word_boxes_not_lines(monkeypatch):
     quad = box(a0 - 4, 35, b1 + 4, 68)
     det = Detector(CTPN(CTPNConfig()))
     # One line whose proposals left no gap: a single word box over both words.
-    monkeypatch.setattr(det, "_detect_at", lambda rgb, scale: [(quad.copy(), 0.9, [(quad.copy(), 0.9)])])
+    monkeypatch.setattr(det, "_detect_at", lambda rgb, scale, zoom=None: [(quad.copy(), 0.9, [(quad.copy(), 0.9)])])
     assert len(det.detect(img, level="word")) == 2
     (line,) = det.detect(img, level="line")
     np.testing.assert_allclose(line.quad, quad)  # the line itself is never cut

@@ -351,6 +351,8 @@ def test_reader_options_are_checked(recognizer):
         Reader(level="page")
     with pytest.raises(ValueError, match="lexicon"):
         Reader(recognizer=recognizer, lexicon=["a"])
+    with pytest.raises(ValueError, match="zoom"):
+        Reader(BlobDetector(), zoom=1400)
 
 
 # --------------------------------------------------------------------------- results and schema

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn import ConvBN
+from ..nn import ConvBN, padded_bilstm
 from .anchors import ANCHOR_HEIGHTS, STRIDE
 
 MEAN = (0.485, 0.456, 0.406)
@@ -126,14 +126,42 @@ class CTPN(nn.Module):
         """``x``: ``(B, 3, H, W)`` normalised RGB. Returns, with ``h, w = ceil(H/16), ceil(W/16)``
         and ``k`` anchors: ``scores`` ``(B, h, w, k, 2)`` logits (index 1 = text), ``vertical``
         ``(B, h, w, k, 2)`` ``(v_c, v_h)`` and ``side`` ``(B, h, w, k)`` offsets."""
+        feat = self._features(x)
+        b, c, h, w = feat.shape
+        rows = self.rnn(feat.permute(0, 2, 3, 1).reshape(b * h, w, c))[0]
+        return self._outputs(rows.reshape(b, h, w, -1).permute(0, 3, 1, 2))
+
+    def forward_many(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        """Inference on images of different sizes (each ``(1, 3, H, W)``): what :meth:`forward`
+        gives each, with one BiLSTM call over the feature rows of them all (padded to the widest;
+        exact, see :func:`~scenetext.nn.padded_bilstm`) instead of one per image, whose steps
+        run one after another."""
+        feats = [self._features(x) for x in images]
+        widths = [f.shape[3] for f in feats]
+        counts = [f.shape[0] * f.shape[2] for f in feats]
+        seq = feats[0].new_zeros(max(widths), sum(counts), feats[0].shape[1])  # (T, rows, C)
+        offset = 0
+        for f, n, w in zip(feats, counts, widths):
+            seq[:w, offset : offset + n] = f.permute(3, 0, 2, 1).reshape(w, n, -1)
+            offset += n
+        lengths = torch.tensor([w for n, w in zip(counts, widths) for _ in range(n)])
+        rows = padded_bilstm(self.rnn, seq, lengths)
+        out, offset = [], 0
+        for f, n, w in zip(feats, counts, widths):
+            b, _, h, _ = f.shape
+            part = rows[:w, offset : offset + n].permute(1, 0, 2).reshape(b, h, w, -1)
+            out.append(self._outputs(part.permute(0, 3, 1, 2)))
+            offset += n
+        return out
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
         pad_h, pad_w = -x.shape[2] % STRIDE, -x.shape[3] % STRIDE
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
-        feat = self.window(self.backbone(x))
-        b, c, h, w = feat.shape
-        rows = feat.permute(0, 2, 3, 1).reshape(b * h, w, c)
-        rows = self.rnn(rows)[0]
-        feat = rows.reshape(b, h, w, -1).permute(0, 3, 1, 2)
+        return self.window(self.backbone(x))
+
+    def _outputs(self, feat: torch.Tensor) -> dict[str, torch.Tensor]:
+        b, _, h, w = feat.shape
         out = self.head(F.relu(self.fc(feat), inplace=True))
         k = self.config.num_anchors
         out = out.permute(0, 2, 3, 1)  # (B, h, w, 5k)

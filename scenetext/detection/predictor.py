@@ -12,9 +12,10 @@ import torch
 from .. import checkpoint
 from ..nn import fold_batchnorm
 from .anchors import STRIDE
-from .lines import Grouped, LineConfig, connect_grouped, nms_quads
+from ..evaluation.iou import inside_fractions, polygons
+from .lines import Grouped, LineConfig, connect_grouped
 from .model import CTPN, CTPNConfig, normalize
-from .proposals import decode_proposals
+from .proposals import Proposals, decode_proposals, slice_nms, text_probability
 from .splitter import WordSplitter
 from .words import InkSplit, split_by_ink
 
@@ -49,7 +50,7 @@ DEFAULT_MAX_SIDE = 1280
 
 #: How each setting a model file may carry (``checkpoint.SETTINGS["ctpn"]``) becomes an argument.
 _SETTING_TYPES = {"score_threshold": float, "line_min_score": float, "scales": lambda v: tuple(int(s) for s in v),
-                  "max_side": int}
+                  "max_side": int, "zoom": lambda v: Zoom(**v) if v else None}
 
 
 class Detector:
@@ -57,7 +58,14 @@ class Detector:
 
     Args:
         model: a CTPN in eval mode (see :meth:`load`).
-        scales: short-side sizes to run at; results of several scales are merged by line NMS.
+        scales: short-side sizes to run at. The first scale's lines are all kept; each further
+            scale (a larger one, for small text) only adds the lines that lie mostly outside every
+            line found before it (:func:`new_lines`), so a large line is not also returned in
+            pieces.
+        cover_threshold: a further scale's line is dropped when more than this share of its area
+            lies inside one earlier line.
+        zoom: a closer look at the first scale's weak spots for small text (:class:`Zoom`), or
+            ``None``.
         max_side: cap on the long side of the resized image.
         score_threshold: proposals scoring at most this are dropped.
         proposal_nms: IoU threshold of the NMS on proposals.
@@ -70,9 +78,14 @@ class Detector:
 
     def __init__(self, model: CTPN, scales: tuple[int, ...] = (DEFAULT_SCALE,), max_side: int = DEFAULT_MAX_SIDE,
                  score_threshold: float = 0.7, proposal_nms: float = 0.3, lines: LineConfig | None = None,
-                 name: str = "ctpn", word_split: WordSplitter | InkSplit | None = InkSplit()):
+                 name: str = "ctpn", word_split: WordSplitter | InkSplit | None = InkSplit(),
+                 cover_threshold: float = 0.5, zoom: Zoom | None = None):
         self.model = model.eval()
         self.scales = tuple(scales)
+        if not self.scales:
+            raise ValueError("at least one scale is needed")
+        self.cover_threshold = cover_threshold
+        self.zoom = zoom
         self.max_side = max_side
         self.score_threshold = score_threshold
         self.proposal_nms = proposal_nms
@@ -113,17 +126,53 @@ class Detector:
         return cls(model, **kwargs)
 
     @torch.inference_mode()
-    def _detect_at(self, rgb: np.ndarray, scale: int) -> list[Grouped]:
-        """Lines with their words at one scale, in original-image pixels."""
-        image, fx, fy = resize_for_scale(rgb, scale, self.max_side)
-        out = self.model(normalize(image, pad_to=STRIDE, channels_last=True))
+    def _propose(self, image: np.ndarray) -> tuple[Proposals, np.ndarray]:
+        """The model on one (resized) image: its proposals and each stride-16 cell's best text
+        probability over the anchors, ``(ceil(H / 16), ceil(W / 16))``."""
+        return self._decode(self.model(normalize(image, pad_to=STRIDE, channels_last=True)), image.shape[:2])
+
+    def _decode(self, out: dict[str, torch.Tensor], size: tuple[int, int]) -> tuple[Proposals, np.ndarray]:
+        scores = out["scores"][0].numpy()
         proposals = decode_proposals(
-            out["scores"][0].numpy(), out["vertical"][0].numpy(), out["side"][0].numpy(), image.shape[:2],
+            scores, out["vertical"][0].numpy(), out["side"][0].numpy(), size,
             self.score_threshold, self.proposal_nms, self.model.config.anchor_heights,
         )
+        return proposals, text_probability(scores).max(axis=2)
+
+    def _lines(self, proposals: Proposals, fx: float, fy: float) -> list[Grouped]:
+        """Lines with their words from proposals of an image resized by ``(fx, fy)``, in
+        original-image pixels."""
         f = np.array([fx, fy], np.float32)
         return [(quad / f, score, [(word / f, word_score) for word, word_score in words])
                 for quad, score, words in connect_grouped(proposals, self.lines)]
+
+    def _detect_at(self, rgb: np.ndarray, scale: int, zoom: Zoom | None = None) -> list[Grouped]:
+        """Lines with their words at one scale, in original-image pixels; with ``zoom``, also
+        what the closer look adds."""
+        image, fx, fy = resize_for_scale(rgb, scale, self.max_side)
+        proposals, cells = self._propose(image)
+        found = self._lines(proposals, fx, fy)
+        if zoom is None:
+            return found
+        ratio = zoom.scale / scale
+        zx, zy = fx * ratio, fy * ratio
+        h, w = rgb.shape[:2]
+        size = (max(1, round(w * zx)), max(1, round(h * zy)))
+        covered = [np.concatenate([q.min(axis=0), q.max(axis=0)]) * np.array([fx, fy, fx, fy]) for q, _, _ in found]
+        rects = zoom_regions(cells, covered, zoom, (size[0] / image.shape[1], size[1] / image.shape[0]), size)
+        if not rects:
+            return found
+        zoomed = cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
+        crops = [zoomed[y0:y1, x0:x1] for x0, y0, x1, y1 in rects]
+        with torch.inference_mode():
+            outs = self.model.forward_many([normalize(c, pad_to=STRIDE, channels_last=True) for c in crops])
+        parts = [self._decode(out, crop.shape[:2])[0].shifted(x0, y0)
+                 for out, crop, (x0, y0, _, _) in zip(outs, crops, rects)]
+        proposals = Proposals.concatenate(parts)
+        # Regions may overlap (grown to whole buckets): one slice per place.
+        proposals = proposals.take(slice_nms(proposals.boxes, proposals.scores, self.proposal_nms))
+        extra = self._lines(proposals, size[0] / w, size[1] / h)
+        return found + new_lines(found, extra, self.cover_threshold)
 
     def detect(self, rgb: np.ndarray, level: str = "line") -> list[DetectedText]:
         """Text in an RGB uint8 ``(H, W, 3)`` image: one quadrilateral per line (``level="line"``)
@@ -134,12 +183,11 @@ class Detector:
         and a line left with no word goes with them."""
         if level not in ("line", "word"):
             raise ValueError(f"level must be 'line' or 'word', got {level!r}")
-        found = [item for scale in self.scales for item in self._detect_at(rgb, scale)]
+        found = self._detect_at(rgb, self.scales[0], self.zoom)
+        for scale in self.scales[1:]:
+            found += new_lines(found, self._detect_at(rgb, scale), self.cover_threshold)
         if level == "word":
             found = [(word, score, []) for _, _, words in found for word, score in words]
-        if len(self.scales) > 1 and found:
-            keep = nms_quads([q for q, _, _ in found], np.array([s for _, s, _ in found]), self.lines.nms_threshold)
-            found = [found[k] for k in keep]
         h, w = rgb.shape[:2]
 
         def clip(quad: np.ndarray) -> np.ndarray:
@@ -173,6 +221,83 @@ class Detector:
         if isinstance(self.word_split, WordSplitter):
             return self.word_split.split(rgb, quads)
         return [split_by_ink(rgb, quad, self.word_split) for quad in quads]
+
+
+@dataclass
+class Zoom:
+    """A closer look for small text, cheaper than a second whole-image scale: after the first
+    scale, the cells (16 x 16 px of its input) whose best anchor scores above ``threshold`` without
+    reaching a line, with ``margin`` cells around them, are read again at the short side ``scale``
+    (region by region, on the 16-px grid of that whole-image scale). Its lines join the first
+    scale's the way a further scale's do (:func:`new_lines`)."""
+
+    scale: int = 1400
+    threshold: float = 0.2
+    margin: int = 2
+    bucket: int = 64  # region sizes are whole multiples of this (pixels)
+
+
+def zoom_regions(cells: np.ndarray, covered: list[np.ndarray], zoom: Zoom, ratio: tuple[float, float],
+                 size: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """Rectangles ``(x0, y0, x1, y1)`` of the zoomed image (``size`` = (width, height), ``ratio``
+    = zoomed / first-scale pixels in x and y) to look at again: the connected groups of first-scale
+    cells scoring above ``zoom.threshold`` outside the boxes ``covered`` ((x0, y0, x1, y1) in
+    first-scale pixels, the lines found), grown by ``zoom.margin`` cells, moved out to the 16-px
+    grid and merged while any two overlap."""
+    mask = (cells > zoom.threshold).astype(np.uint8)
+    for x0, y0, x1, y1 in covered:
+        mask[int(y0 // STRIDE): int(np.ceil(y1 / STRIDE)), int(x0 // STRIDE): int(np.ceil(x1 / STRIDE))] = 0
+    if not mask.any():
+        return []
+    if zoom.margin:
+        mask = cv2.dilate(mask, np.ones((2 * zoom.margin + 1,) * 2, np.uint8))
+    _, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    rx, ry = ratio
+    rects = [[int(np.floor(x * rx)) * STRIDE, int(np.floor(y * ry)) * STRIDE,
+              min(size[0], int(np.ceil((x + w) * rx)) * STRIDE), min(size[1], int(np.ceil((y + h) * ry)) * STRIDE)]
+             for x, y, w, h, _ in stats[1:]]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(rects)):
+            for j in range(i + 1, len(rects)):
+                a, b = rects[i], rects[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    rects[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                    del rects[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    out = []
+    for x0, y0, x1, y1 in rects:
+        # Sizes rounded up to whole buckets (staying inside the image, on the grid): the same
+        # few input shapes come back from photo to photo, and the convolution library reuses
+        # its set-up for a shape it has seen (a new shape costs about one more pass).
+        x0, x1 = _bucketed(x0, x1, size[0], zoom.bucket)
+        y0, y1 = _bucketed(y0, y1, size[1], zoom.bucket)
+        if x1 > x0 and y1 > y0:
+            out.append((x0, y0, x1, y1))
+    return out
+
+
+def _bucketed(start: int, end: int, limit: int, bucket: int) -> tuple[int, int]:
+    """``[start, end)`` grown to a multiple of ``bucket`` long; where that would pass ``limit``,
+    moved back on the 16-px grid to end at ``limit`` (the model pads the last few pixels to the
+    same multiple of 16), and cut at ``[0, limit)`` when longer than that."""
+    length = -(-(end - start) // bucket) * bucket
+    if start + length <= limit:
+        return start, start + length
+    return max(0, (limit - length) // STRIDE * STRIDE), limit
+
+
+def new_lines(found: list[Grouped], extra: list[Grouped], cover_threshold: float) -> list[Grouped]:
+    """The lines of ``extra`` that do not lie mostly (more than ``cover_threshold`` of their own
+    area) inside one line of ``found``."""
+    if not found or not extra:
+        return list(extra)
+    inside = inside_fractions(polygons([q for q, _, _ in extra]), polygons([q for q, _, _ in found]))
+    return [item for item, cover in zip(extra, inside.max(axis=1)) if cover <= cover_threshold]
 
 
 def _word_groups(words: list[np.ndarray], gap: float | None) -> list[list[np.ndarray]]:

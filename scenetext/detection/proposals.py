@@ -28,6 +28,16 @@ class Proposals:
     def take(self, index) -> "Proposals":
         return Proposals(self.boxes[index], self.scores[index], self.side_x[index])
 
+    def shifted(self, dx: float, dy: float) -> "Proposals":
+        """The same proposals moved by ``(dx, dy)`` pixels."""
+        return Proposals(self.boxes + np.float32([dx, dy, dx, dy]), self.scores, self.side_x + np.float32(dx))
+
+    @staticmethod
+    def concatenate(parts: list["Proposals"]) -> "Proposals":
+        return Proposals(np.concatenate([p.boxes for p in parts]).reshape(-1, 4).astype(np.float32),
+                         np.concatenate([p.scores for p in parts]).astype(np.float32),
+                         np.concatenate([p.side_x for p in parts]).astype(np.float32))
+
 
 def slice_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
     """Greedy non-maximum suppression for slices on the 16-px grid: indices kept, best first.

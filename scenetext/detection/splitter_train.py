@@ -38,7 +38,7 @@ from ..data.render_lines import FRAME, LineSpanRenderer, frame_labels
 from ..imageio import load_image
 from ..nn import count_parameters
 from ..recognition.model import CRNN, CRNNConfig
-from ..evaluation.iou import _intersection_areas, _polygons
+from ..evaluation.iou import _intersection_areas, polygons
 from ..recognition.preprocess import pad_batch, prepare_crop, target_width
 from ..training import (CheckpointPolicy, StepSampler, StopSignal, lr_at, sample_rng, split_holdout,
                         training_checkpoint, worker_init)
@@ -100,7 +100,7 @@ def box_labels(crop: LineCrop, regions, width: int) -> np.ndarray:
 def _touches(quad: np.ndarray, regions) -> bool:
     if not regions:
         return False
-    inter = _intersection_areas(_polygons([quad]), _polygons([r.points for r in regions]))
+    inter = _intersection_areas(polygons([quad]), polygons([r.points for r in regions]))
     return bool((inter > 0).any())
 
 

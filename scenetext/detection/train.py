@@ -114,11 +114,15 @@ def rendered_set(folder: Path, make_renderer, seeds: list[int]) -> list[DetSampl
     return read_det_set(folder)
 
 
-def paste_holdout_set(folder: Path, crops: list[RecSample], n: int, seed: int = 12345) -> list[DetSample]:
-    """``n`` pasted-crop scenes made only of held-out crops (see :func:`rendered_set`)."""
-    from ..data.render_pasted import PasteSceneRenderer
+def paste_holdout_set(folder: Path, crops: list[RecSample], n: int, seed: int = 12345,
+                      size: tuple[int, int] | None = None) -> list[DetSample]:
+    """``n`` pasted-crop scenes made only of held-out crops (see :func:`rendered_set`), of the
+    renderer's default size or ``size`` (width, height)."""
+    from ..data.render_pasted import PasteSceneRenderer, PasteStyle
 
-    return rendered_set(folder, lambda: PasteSceneRenderer(crops), [seed * 1_000_003 + i for i in range(n)])
+    style = PasteStyle() if size is None else PasteStyle(size=tuple(size))
+    seeds = [seed * 1_000_003 + i for i in range(n)]
+    return rendered_set(folder, lambda: PasteSceneRenderer(crops, style=style), seeds)
 
 
 def _val_sets(cfg: DetTrainConfig, holdout: list[DetSample],

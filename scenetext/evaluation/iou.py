@@ -56,7 +56,7 @@ def _polygonal_part(geometry: BaseGeometry) -> Polygon | MultiPolygon:
     return shapely.union_all(parts) if parts else Polygon()
 
 
-def _polygons(polys: Sequence[ArrayLike]) -> np.ndarray:
+def polygons(polys: Sequence[ArrayLike]) -> np.ndarray:
     """A 1-D object array of valid polygons."""
     out = np.empty(len(polys), dtype=object)
     out[:] = [polygon(p) for p in polys]
@@ -80,6 +80,12 @@ def harmonic_mean(precision: float, recall: float) -> float:
     return 2 * precision * recall / total if total > 0 else 0.0
 
 
+def inside_fractions(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(len(a), len(b))``: the share of each polygon of ``a`` lying inside each of ``b`` (1-D
+    polygon arrays, see :func:`polygons`; 0 for an empty one)."""
+    return divide_or_zero(_intersection_areas(a, b), shapely.area(a)[:, None])
+
+
 def dont_care_detections(
     det: np.ndarray, ignore: np.ndarray, threshold: float = DONT_CARE_THRESHOLD
 ) -> np.ndarray:
@@ -87,8 +93,7 @@ def dont_care_detections(
     their own area (region by region, as in the official script)."""
     if len(ignore) == 0:
         return np.zeros(len(det), dtype=bool)
-    covered = divide_or_zero(_intersection_areas(det, ignore), shapely.area(det)[:, None])
-    return (covered > threshold).any(axis=1)
+    return (inside_fractions(det, ignore) > threshold).any(axis=1)
 
 
 def iou_matrix(gt: np.ndarray, det: np.ndarray) -> np.ndarray:
@@ -186,7 +191,7 @@ def evaluate_image_iou(
     """
     if len(gt_polys) != len(gt_ignore):
         raise ValueError("gt_polys and gt_ignore must have the same length")
-    gt, det = _polygons(gt_polys), _polygons(det_polys)
+    gt, det = polygons(gt_polys), polygons(det_polys)
     ignore = np.asarray(gt_ignore, dtype=bool).reshape(-1)
     det_care = ~dont_care_detections(det, gt[ignore], dontcare_thresh)
     gt_ids, det_ids = np.flatnonzero(~ignore), np.flatnonzero(det_care)

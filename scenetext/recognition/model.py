@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from ..nn import ConvBN
+from ..nn import ConvBN, padded_bilstm
 from .charset import DEFAULT_CHARS, Charset
 
 # Conv stack per variant: (out_channels, pool) per block; pool is None, (2, 2) or (2, 1).
@@ -136,35 +136,8 @@ class CRNN(nn.Module):
         if bool((lengths == seq.shape[0]).all()):
             return rnn(seq)[0]
         if not torch.is_grad_enabled():
-            return _padded_bilstm(rnn, seq, lengths)
+            return padded_bilstm(rnn, seq, lengths)
         packed = nn.utils.rnn.pack_padded_sequence(seq, lengths, enforce_sorted=False)
         out, _ = rnn(packed)
         return nn.utils.rnn.pad_packed_sequence(out, total_length=seq.shape[0])[0]
 
-
-def _reverse_within(seq: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Each sequence of a padded ``(T, B, C)`` batch reversed within its own length (padding stays
-    at the end); applying it twice gives the input back."""
-    T = seq.shape[0]
-    t = torch.arange(T)[:, None]
-    n = lengths.to(torch.long)[None, :]
-    index = torch.where(t < n, n - 1 - t, t)
-    return seq.gather(0, index[:, :, None].expand(-1, -1, seq.shape[2]))
-
-
-def _padded_bilstm(rnn: nn.LSTM, seq: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """A one-layer bidirectional LSTM over a right-padded batch, without packing: the forward
-    direction runs over the padded batch as it is (a frame sees only earlier frames), the
-    backward one over each sequence reversed within its length. Frames inside each length are
-    exactly what the packed LSTM gives; frames past it are not meaningful. Packed sequences of
-    unequal lengths cost ~2x more on a CPU (per-step batch changes); this path is for inference."""
-    B, H = seq.shape[1], rnn.hidden_size
-    zeros = (seq.new_zeros(1, B, H), seq.new_zeros(1, B, H))
-
-    def run(x: torch.Tensor, suffix: str) -> torch.Tensor:
-        weights = [getattr(rnn, f"{name}_l0{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-        return torch.lstm(x, zeros, weights, True, 1, 0.0, False, False, False)[0]
-
-    forward = run(seq, "")
-    backward = _reverse_within(run(_reverse_within(seq, lengths), "_reverse"), lengths)
-    return torch.cat([forward, backward], dim=2)
