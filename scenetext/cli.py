@@ -42,7 +42,7 @@ def make_reader(weights_det=None, weights_rec=None, max_side=None, min_confidenc
 
 
 ZOOM_HELP = ("also look again at this short side (e.g. 1400) where the detector saw weak signs of text: finds "
-             "more small text, at about a third more detection time")
+             "more small text, at a quarter to a third more detection time")
 
 
 @main.command("run")

@@ -104,7 +104,7 @@ class Reader:
             detector's own); only when the detector is loaded here.
         zoom: a short side (e.g. 1400) at which the detector looks again where it saw weak signs
             of text (:class:`~scenetext.detection.predictor.Zoom`): more small text found, about
-            a third more detection time; only when the detector is loaded here.
+            a quarter to a third more detection time; only when the detector is loaded here.
         detector_weights, recognizer_weights: model files to load instead of the shipped ones.
         max_aspect: crops wider than this many heights are split (see :mod:`scenetext.crop`).
         bound_memory: keep the process's memory flat over many photos by fixing the C
