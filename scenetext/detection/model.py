@@ -144,7 +144,7 @@ class CTPN(nn.Module):
         for f, n, w in zip(feats, counts, widths):
             seq[:w, offset : offset + n] = f.permute(3, 0, 2, 1).reshape(w, n, -1)
             offset += n
-        lengths = torch.tensor([w for n, w in zip(counts, widths) for _ in range(n)])
+        lengths = torch.tensor(widths).repeat_interleave(torch.tensor(counts))
         rows = padded_bilstm(self.rnn, seq, lengths)
         out, offset = [], 0
         for f, n, w in zip(feats, counts, widths):

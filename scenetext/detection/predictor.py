@@ -256,21 +256,8 @@ def zoom_regions(cells: np.ndarray, covered: list[np.ndarray], zoom: Zoom, ratio
     rects = [[int(np.floor(x * rx)) * STRIDE, int(np.floor(y * ry)) * STRIDE,
               min(size[0], int(np.ceil((x + w) * rx)) * STRIDE), min(size[1], int(np.ceil((y + h) * ry)) * STRIDE)]
              for x, y, w, h, _ in stats[1:]]
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(rects)):
-            for j in range(i + 1, len(rects)):
-                a, b = rects[i], rects[j]
-                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
-                    rects[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
-                    del rects[j]
-                    merged = True
-                    break
-            if merged:
-                break
     out = []
-    for x0, y0, x1, y1 in rects:
+    for x0, y0, x1, y1 in _merge_overlapping(rects):
         # Sizes rounded up to whole buckets (staying inside the image, on the grid): the same
         # few input shapes come back from photo to photo, and the convolution library reuses
         # its set-up for a shape it has seen (a new shape costs about one more pass).
@@ -279,6 +266,22 @@ def zoom_regions(cells: np.ndarray, covered: list[np.ndarray], zoom: Zoom, ratio
         if x1 > x0 and y1 > y0:
             out.append((x0, y0, x1, y1))
     return out
+
+
+def _merge_overlapping(rects: list[list[int]]) -> list[list[int]]:
+    """Rectangles ``[x0, y0, x1, y1]`` with every overlapping pair replaced by its bounding box,
+    until no two overlap."""
+    done: list[list[int]] = []
+    pending = list(rects)
+    while pending:
+        a = pending.pop()
+        hit = next((i for i, b in enumerate(done) if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), None)
+        if hit is None:
+            done.append(a)
+        else:  # the grown box may now overlap others: look again
+            b = done.pop(hit)
+            pending.append([min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])])
+    return done
 
 
 def _bucketed(start: int, end: int, limit: int, bucket: int) -> tuple[int, int]:
