@@ -10,11 +10,15 @@ Sets (all deterministic, built once under ``--cache``):
 - 40 synthetic font scenes drawn with a seed no training run uses (multi-word lines);
 - 40 more pasted-crop scenes of the held-out crops at 1280x720, the size of the photos the speed
   target is set on ("paste720"; the first set is 960x540, which the detector sees enlarged more,
-  so its words look bigger to it than the same words in a 1280x720 photo).
+  so its words look bigger to it than the same words in a 1280x720 photo);
+- the same 40 scenes' recipe pasted seamlessly ("seam720": each crop fades into the scene over
+  0.4 of its height of its own edge pixels, so no patch edge shows where the annotated region
+  ends, as in a photo), scored by IoU word and DetEval line.
 
 Prints one JSON line: the scores, ``combined`` = mean of (the photos' mean of IoU word and DetEval
 line hmean) and the paste-holdout IoU word hmean, the choice rule of the model cards in
-``weights/README.md``; ``combined720`` the same with paste720; and ``font_H`` beside them.
+``weights/README.md``; ``combined720`` the same with paste720; and ``font_H`` and the seam720
+scores beside them.
 
     python benchmarks/det_heldout.py                              # shipped detector + word splitter
     python benchmarks/det_heldout.py --word-split ink             # the blank-column word cut
@@ -62,6 +66,7 @@ def main() -> None:
     ap.add_argument("--zoom", type=int, help="short side of a closer look at the first scale's weak spots")
     ap.add_argument("--zoom-threshold", type=float, default=Zoom.threshold)
     ap.add_argument("--zoom-margin", type=int, default=Zoom.margin)
+    ap.add_argument("--line-margin", type=float, help="line boxes grown by this share of their height above and below")
     ap.add_argument("--cache", default="runs", help="folder for the generated held-out scenes")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -75,13 +80,16 @@ def main() -> None:
     font = font_holdout_set(Path(args.cache) / "font_holdout")
     paste720 = paste_holdout_set(Path(args.cache) / "paste_holdout_1280x720", crops_held, 40, seed=PASTE720_SEED,
                                  size=(1280, 720))
+    seam720 = paste_holdout_set(Path(args.cache) / "paste_holdout_seam720", crops_held, 40, seed=PASTE720_SEED,
+                                size=(1280, 720), margin=0.4)
 
     splitter = word_split_from(args.word_split)
     if args.split_threshold is not None and isinstance(splitter, WordSplitter):
         splitter.config = replace(splitter.config, threshold=args.split_threshold)
     options = {"score_threshold": args.score_threshold, "line_min_score": args.line_min_score,
                "scales": tuple(args.scale) if args.scale else None, "max_side": args.max_side,
-               "zoom": Zoom(args.zoom, args.zoom_threshold, args.zoom_margin) if args.zoom else None}
+               "zoom": Zoom(args.zoom, args.zoom_threshold, args.zoom_margin) if args.zoom else None,
+               "line_margin": args.line_margin}
     det = Detector.load(args.weights, word_split=splitter, **{k: v for k, v in options.items() if v is not None})
 
     iou = evaluate_samples(det, photos, "iou", "word")
@@ -89,6 +97,8 @@ def main() -> None:
     pasted = evaluate_samples(det, paste, "iou", "word")
     fonts = evaluate_samples(det, font, "iou", "word")
     p720 = evaluate_samples(det, paste720, "iou", "word")
+    seam = evaluate_samples(det, seam720, "iou", "word")
+    seam_lines = evaluate_samples(det, seam720, "deteval", "line")
     photo_mean = (iou["hmean"] + deteval["hmean"]) / 2
     print(json.dumps({
         "detector": det.name, "photos_iou_word": round(iou["hmean"], 3), "photos_deteval_line": round(deteval["hmean"], 3),
@@ -97,6 +107,7 @@ def main() -> None:
         "font_H": round(fonts["hmean"], 3),
         "paste720_P": round(p720["precision"], 3), "paste720_R": round(p720["recall"], 3),
         "paste720_H": round(p720["hmean"], 3), "combined720": round((photo_mean + p720["hmean"]) / 2, 4),
+        "seam720_H": round(seam["hmean"], 3), "seam720_deteval_line": round(seam_lines["hmean"], 3),
         "ms_per_photo": round(iou["ms_per_image"]),
     }))
 

@@ -422,8 +422,13 @@ def eval_e2e(folder, weights_det, weights_rec, json_out, limit, level, min_confi
                    "synthetic scenes of small photographed text; repeatable")
 @click.option("--paste-ratio", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="share of the synthetic scenes made of --paste crops")
+@click.option("--paste-margin", type=(click.FloatRange(0, 2), click.FloatRange(0, 2)), default=(0.0, 0.0),
+              show_default=True,
+              help="seamless pasting: each pasted row fades into the scene over a margin of its own edge pixels "
+                   "drawn from MIN..MAX row heights, so no patch edge marks the word (0 0: pasted as rectangles)")
 def train_det(out, steps, batch_size, lr, real, real_ratio, val, val_every, val_limit, variant, seed, workers,
-              threads, checkpoint_minutes, init, no_resume, stop_at, short_side, hard_negatives, paste, paste_ratio):
+              threads, checkpoint_minutes, init, no_resume, stop_at, short_side, hard_negatives, paste, paste_ratio,
+              paste_margin):
     """Train the CTPN detector on synthetic scenes mixed with real detection sets."""
     from .detection.train import DetTrainConfig
     from .detection.train import train as run_training
@@ -433,7 +438,7 @@ def train_det(out, steps, batch_size, lr, real, real_ratio, val, val_every, val_
         val_every=val_every, val_limit=val_limit, variant=variant, seed=seed, workers=workers, threads=threads,
         checkpoint_minutes=checkpoint_minutes, init=init, resume=not no_resume, stop_at=stop_at,
         short_side=tuple(sorted(short_side)), hard_negatives=hard_negatives, paste=list(paste),
-        paste_ratio=paste_ratio))
+        paste_ratio=paste_ratio, paste_margin=tuple(sorted(paste_margin))))
 
 
 @train.command("split")
@@ -526,7 +531,10 @@ def eval_det(folder, weights, protocol, level, limit, json_out, word_split, zoom
 @click.option("--zoom-threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="detector only: best anchor score above which a cell is looked at closer (with --zoom; "
                    "default 0.2)")
-def export(checkpoint_file, out, fp32, score_threshold, line_min_score, scales, max_side, zoom, zoom_threshold):
+@click.option("--line-margin", type=click.FloatRange(0, 2),
+              help="detector only: line boxes are grown by this share of their height above and below (default 0)")
+def export(checkpoint_file, out, fp32, score_threshold, line_min_score, scales, max_side, zoom, zoom_threshold,
+           line_margin):
     """Strip the training state from a checkpoint and write a model file (e.g. into weights/).
 
     A detector's settings chosen for its weights travel with them: e.g.
@@ -536,7 +544,7 @@ def export(checkpoint_file, out, fp32, score_threshold, line_min_score, scales, 
     from . import checkpoint
 
     settings = {"score_threshold": score_threshold, "line_min_score": line_min_score, "scales": list(scales) or None,
-                "max_side": max_side}
+                "max_side": max_side, "line_margin": line_margin}
     if zoom_threshold is not None and zoom is None:
         raise click.UsageError("--zoom-threshold needs --zoom")
     if zoom is not None:
@@ -547,8 +555,8 @@ def export(checkpoint_file, out, fp32, score_threshold, line_min_score, scales, 
     try:
         path = checkpoint.export_weights(checkpoint_file, out, half=not fp32, settings=settings)
     except checkpoint.UnknownSettingError as exc:
-        raise click.UsageError(f"{exc} (--score-threshold, --line-min-score, --scale, --max-side and --zoom are "
-                               "for detector checkpoints)") from exc
+        raise click.UsageError(f"{exc} (--score-threshold, --line-min-score, --scale, --max-side, --zoom and "
+                               "--line-margin are for detector checkpoints)") from exc
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 

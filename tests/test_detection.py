@@ -458,6 +458,9 @@ def test_exported_settings_are_the_detectors_defaults(tmp_path):
     assert Detector.load(zoomed).zoom == Zoom(1400, 0.3) and default.zoom is None
     assert Detector.load(zoomed, zoom=None).zoom is None
     assert runner.invoke(main, ["export", str(trained), str(zoomed), "--zoom-threshold", "0.3"]).exit_code == 2
+    margined = tmp_path / "margined.pt"
+    assert runner.invoke(main, ["export", str(trained), str(margined), "--line-margin", "0.2"]).exit_code == 0
+    assert Detector.load(margined).line_margin == pytest.approx(0.2) and default.line_margin == 0.0
     rec = CRNN(CRNNConfig())
     rec_file = tmp_path / "crnn.pt"
     checkpoint.save(rec_file, {"kind": "crnn", "config": rec.config.to_dict(), "state_dict": rec.state_dict()})
@@ -552,3 +555,15 @@ def test_zoom_reads_its_regions_like_a_whole_image_pass_at_the_zoomed_scale(monk
     monkeypatch.setattr(predictor, "zoom_regions", lambda cells, covered, zoom, ratio, size: [(0, 0, 32, 32)])
     for found in zoomed.detect(rgb):
         assert (found.quad >= 0).all() and (found.quad <= [400, 240]).all()
+
+
+def test_grow_vertically_moves_top_and_bottom_along_the_sides():
+    from scenetext.detection.lines import grow_vertically
+
+    upright = np.float32([[10, 20], [110, 20], [110, 40], [10, 40]])
+    np.testing.assert_allclose(grow_vertically(upright, 0.5), [[10, 10], [110, 10], [110, 50], [10, 50]])
+    np.testing.assert_allclose(grow_vertically(upright, 0.0), upright)
+    # A slanted parallelogram whose sides lean 3 px right over its 20-px height: grown along them.
+    slanted = np.float32([[10, 20], [110, 30], [113, 50], [13, 40]])
+    grown = grow_vertically(slanted, 0.25)
+    np.testing.assert_allclose(grown, [[9.25, 15], [109.25, 25], [113.75, 55], [13.75, 45]])

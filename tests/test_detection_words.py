@@ -112,3 +112,22 @@ def test_detector_cuts_word_boxes_not_lines(monkeypatch):
     det.word_split = None
     assert len(det.detect(img, level="word")) == 1
     assert len(det.detect(img, level="line")[0].words) == 1
+
+
+def test_line_margin_grows_lines_but_not_their_words(monkeypatch):
+    img, ((a0, _), (_, b1)) = text_image(["HOTEL", "PARIS"])
+    quad = box(a0 - 4, 35, b1 + 4, 68)
+    det = Detector(CTPN(CTPNConfig()), word_split=None, line_margin=0.25)
+    monkeypatch.setattr(det, "_detect_at", lambda rgb, scale, zoom=None: [(quad.copy(), 0.9, [(quad.copy(), 0.9)])])
+    (line,) = det.detect(img, level="line")
+    # 33 px high: a quarter of that more above (35 -> 26.75) and below (68 -> 76.25), same width
+    np.testing.assert_allclose(line.quad, box(a0 - 4, 35 - 8.25, b1 + 4, 68 + 8.25), atol=1e-4)
+    np.testing.assert_allclose(line.words[0], quad)
+    (word,) = det.detect(img, level="word")
+    np.testing.assert_allclose(word.quad, quad)
+    edge = box(10, 2, 60, 22)  # grown past the top of the image: clipped to it
+    monkeypatch.setattr(det, "_detect_at", lambda rgb, scale, zoom=None: [(edge.copy(), 0.9, [(edge.copy(), 0.9)])])
+    (line,) = det.detect(img, level="line")
+    np.testing.assert_allclose(line.quad, box(10, 0, 60, 27), atol=1e-4)
+    with pytest.raises(ValueError):
+        Detector(CTPN(CTPNConfig()), line_margin=-0.1)

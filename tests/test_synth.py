@@ -1,6 +1,7 @@
 """Synthetic generator: text kinds, font caveats, word crops, scenes and their boxes, CLI."""
 
 import random
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -212,3 +213,35 @@ def test_pasted_scenes_add_unlabelled_plain_patches(tmp_path):
     assert red.sum() > 50 and not (red & labelled.astype(bool)).any(), "distractors are pasted, never labelled"
     with pytest.raises(ValueError):
         PasteSceneRenderer([])
+
+
+def test_seamless_pasting_fades_a_margin_of_edge_pixels_round_the_labelled_crop(tmp_path):
+    from scenetext.data.render_pasted import PasteSceneRenderer, PasteStyle
+
+    crops = _word_crops(tmp_path)
+    style = PasteStyle(size=(320, 240), words=(2, 3), text_height=(20, 24), distractors=0.0, row_prob=0.0,
+                       max_rotation=0.0, feather=0.0, margin=(0.5, 0.5))
+    renderer = PasteSceneRenderer(crops, backgrounds=FlatBackgrounds(), style=style)
+    img, words, lines = renderer.render(random.Random(1))
+    assert words and len(words) == len(lines)
+    labelled = np.zeros(img.shape[:2], np.uint8)
+    for w in words:
+        cv2.fillPoly(labelled, [np.round(w.points).astype(np.int32)], 1)
+        (x0, y0), (x1, y1) = w.points.min(axis=0), w.points.max(axis=0)
+        assert 19 <= y1 - y0 <= 27  # the crop's own height, not the margin's
+    labelled = labelled.astype(bool)
+    grey = img.astype(int)
+    ink = grey.max(axis=2) < 60  # the crops' black bars
+    white = grey.min(axis=2) > 150  # the crops' white paper, and its faded copy round them
+    assert ink.any() and (ink & ~cv2.dilate(labelled.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)).sum() == 0
+    halo = white & ~labelled
+    assert halo.sum() > 0.2 * (white & labelled).sum(), "the margin extends the crop past its region"
+    again, *_ = renderer.render(random.Random(1))
+    assert np.array_equal(img, again)
+    plain = PasteSceneRenderer(crops, backgrounds=FlatBackgrounds(), style=replace(style, margin=(0.0, 0.0)))
+    img0, words0, _ = plain.render(random.Random(1))
+    labelled0 = np.zeros(img0.shape[:2], np.uint8)
+    for w in words0:
+        cv2.fillPoly(labelled0, [np.round(w.points).astype(np.int32)], 1)
+    white0 = img0.astype(int).min(axis=2) > 150
+    assert (white0 & ~labelled0.astype(bool)).sum() <= 0.05 * white0.sum(), "no margin: the crop is its region"

@@ -28,10 +28,10 @@ def scene_renderer():
     return SceneRenderer()
 
 
-def pasted_scene_renderer(crops):
-    from .render_pasted import PasteSceneRenderer
+def pasted_scene_renderer(crops, style=None):
+    from .render_pasted import PasteSceneRenderer, PasteStyle
 
-    return PasteSceneRenderer(crops)
+    return PasteSceneRenderer(crops, style=style or PasteStyle())
 
 
 class LazyRenderer:

@@ -35,13 +35,34 @@ class PasteStyle:
     max_rotation: float = 12.0  # degrees, per word or row
     distractors: float = 1.0  # plain patches per word, on average
     feather: float = 1.0  # sigma in pixels of the blended edge
+    # Seamless pasting: each row is extended on every side by a margin drawn from this range (in
+    # row heights) of its own edge pixels (replicated, blurred) that fade into the scene, so no
+    # patch edge marks where the word's region ends; (0, 0) pastes every crop as a rectangle.
+    margin: tuple[float, float] = (0.0, 0.0)
     max_aspect: float = 1.4  # crops taller than this * width are vertical text: not used
     tries: int = 30
 
 
-def _rotated_patch(patch: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rotate an RGB patch about its centre into a bounding canvas; returns (patch, alpha, corners)
-    with the corners of the original rectangle (clockwise from top-left) in the new canvas."""
+def _extended(row: np.ndarray, margin: int) -> tuple[np.ndarray, np.ndarray]:
+    """The row grown by ``margin`` px on every side with its edge pixels, blurred there, and an
+    alpha that is 1 over the row and falls linearly to 0 at the outer edge."""
+    h, w = row.shape[:2]
+    out = cv2.copyMakeBorder(row, margin, margin, margin, margin, cv2.BORDER_REPLICATE)
+    blurred = cv2.GaussianBlur(out, (0, 0), max(1.0, margin / 2))
+    inside = np.zeros(out.shape[:2], bool)
+    inside[margin : margin + h, margin : margin + w] = True
+    out[~inside] = blurred[~inside]
+    ys = np.minimum(np.arange(h + 2 * margin), np.arange(h + 2 * margin)[::-1])
+    xs = np.minimum(np.arange(w + 2 * margin), np.arange(w + 2 * margin)[::-1])
+    alpha = np.minimum.outer(ys, xs).astype(np.float32)
+    return out, np.clip((alpha + 0.5) / (margin + 0.5), 0, 1)
+
+
+def _rotated_patch(patch: np.ndarray, angle: float,
+                   alpha: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rotate an RGB patch (and its alpha, default all 1) about its centre into a bounding canvas;
+    returns (patch, alpha, corners) with the corners of the original rectangle (clockwise from
+    top-left) in the new canvas."""
     h, w = patch.shape[:2]
     m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
     corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]]) @ m[:, :2].T + m[:, 2]
@@ -50,7 +71,8 @@ def _rotated_patch(patch: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndar
     corners -= lo
     size = tuple(int(v) for v in np.ceil(corners.max(axis=0)) + 1)
     out = cv2.warpAffine(patch, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    alpha = cv2.warpAffine(np.ones((h, w), np.float32), m, size, flags=cv2.INTER_LINEAR)
+    alpha = np.ones((h, w), np.float32) if alpha is None else alpha
+    alpha = cv2.warpAffine(alpha, m, size, flags=cv2.INTER_LINEAR)
     return out, alpha, corners.astype(np.float32)
 
 
@@ -136,9 +158,11 @@ class PasteSceneRenderer:
             if row is None:
                 continue
             img, spans = row
-            if img.shape[1] >= W - 4 or img.shape[0] >= H - 4:
+            m = round(rng.uniform(*st.margin) * img.shape[0]) if st.margin[1] > 0 else 0
+            if img.shape[1] + 2 * m >= W - 4 or img.shape[0] + 2 * m >= H - 4:
                 continue
-            patch, alpha, corners = _rotated_patch(img, rng.uniform(-st.max_rotation, st.max_rotation))
+            ext, ext_alpha = _extended(img, m) if m else (img, None)
+            patch, alpha, corners = _rotated_patch(ext, rng.uniform(-st.max_rotation, st.max_rotation), ext_alpha)
             spot = self._paste_somewhere(rng, canvas, occupied, patch, alpha)
             if spot is None:
                 continue
@@ -146,8 +170,14 @@ class PasteSceneRenderer:
             ph, pw = alpha.shape
             occupied[max(0, y - 4) : y + ph + 4, max(0, x - 4) : x + pw + 4] = True
             origin = np.float32([x, y])
-            # Corners of each word: interpolate along the row's top and bottom edges.
             tl, tr, br, bl = corners + origin
+            if m:  # the row's own rectangle inside the extended patch
+                eh, ew = ext.shape[:2]
+                across, down = (tr - tl) / ew, (bl - tl) / eh
+                tl = tl + m * across + m * down
+                tr, bl = tl + img.shape[1] * across, tl + img.shape[0] * down
+                br = tr + img.shape[0] * down
+            # Corners of each word: interpolate along the row's top and bottom edges.
             width = float(img.shape[1])
             for x0, x1, text in spans:
                 a, b = x0 / width, x1 / width

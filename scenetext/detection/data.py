@@ -85,13 +85,15 @@ class DetSampleSource:
     Real photos use the regions of their set as stored (``###`` regions are ignored).
 
     With ``paste_crops`` (real word crops), a ``paste_ratio`` share of the synthetic samples are
-    scenes of those crops pasted into background photos (:mod:`scenetext.data.render_pasted`).
+    scenes of those crops pasted into background photos (:mod:`scenetext.data.render_pasted`),
+    drawn in ``paste_style`` (a :class:`~scenetext.data.render_pasted.PasteStyle`; default: its
+    defaults).
     """
 
     def __init__(self, real_samples: list[DetSample] = (), real_ratio: float = 0.3, seed: int = 0,
                  augment: AugmentConfig | None = None, targets: TargetConfig | None = None,
                  heights=ANCHOR_HEIGHTS, renderer_factory=None, synth_level: str = "word",
-                 paste_crops: list[RecSample] = (), paste_ratio: float = 0.0):
+                 paste_crops: list[RecSample] = (), paste_ratio: float = 0.0, paste_style=None):
         if synth_level not in ("word", "line"):
             raise ValueError(f"synth_level must be 'word' or 'line', not {synth_level!r}")
         self.synth_level = synth_level
@@ -103,7 +105,7 @@ class DetSampleSource:
         self.heights = tuple(heights)
         self._renderer = LazyRenderer(renderer_factory or scene_renderer)
         self.paste_ratio = paste_ratio if paste_crops else 0.0
-        self._paster = LazyRenderer(functools.partial(pasted_scene_renderer, list(paste_crops)))
+        self._paster = LazyRenderer(functools.partial(pasted_scene_renderer, list(paste_crops), paste_style))
 
     @property
     def renderer(self):

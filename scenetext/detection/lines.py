@@ -184,6 +184,14 @@ def _keep(line: TextLine, cfg: LineConfig) -> bool:
             and line.width >= cfg.min_width)
 
 
+def grow_vertically(quad: np.ndarray, margin: float) -> np.ndarray:
+    """A quadrilateral (clockwise from top-left) grown by ``margin`` times its height above and
+    below: the top corners move up and the bottom ones down along the left and right sides."""
+    tl, tr, br, bl = np.asarray(quad, np.float32)
+    left, right = (bl - tl) * margin, (br - tr) * margin
+    return np.stack([tl - left, tr - right, br + right, bl + left]).astype(np.float32)
+
+
 def nms_quads(quads: list[np.ndarray], scores: np.ndarray, threshold: float) -> np.ndarray:
     """Greedy NMS on polygons: indices kept, best score first."""
     shapes = np.empty(len(quads), dtype=object)

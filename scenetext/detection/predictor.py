@@ -13,7 +13,7 @@ from .. import checkpoint
 from ..nn import fold_batchnorm
 from .anchors import STRIDE
 from ..evaluation.iou import inside_fractions, polygons
-from .lines import Grouped, LineConfig, connect_grouped
+from .lines import Grouped, LineConfig, connect_grouped, grow_vertically
 from .model import CTPN, CTPNConfig, normalize
 from .proposals import Proposals, decode_proposals, slice_nms, text_probability
 from .splitter import WordSplitter
@@ -50,7 +50,7 @@ DEFAULT_MAX_SIDE = 1280
 
 #: How each setting a model file may carry (``checkpoint.SETTINGS["ctpn"]``) becomes an argument.
 _SETTING_TYPES = {"score_threshold": float, "line_min_score": float, "scales": lambda v: tuple(int(s) for s in v),
-                  "max_side": int, "zoom": lambda v: Zoom(**v) if v else None}
+                  "max_side": int, "zoom": lambda v: Zoom(**v) if v else None, "line_margin": float}
 
 
 class Detector:
@@ -70,6 +70,11 @@ class Detector:
         score_threshold: proposals scoring at most this are dropped.
         proposal_nms: IoU threshold of the NMS on proposals.
         lines: line-construction settings.
+        line_margin: line boxes (``level="line"``) are returned grown by this share of their
+            height above and below; word boxes are not. A line's top and bottom edges are fitted
+            through the middle of its proposals' tops and bottoms, so the taller letters and the
+            margin annotators draw round a word stick out of it, and a line that covers less than
+            80 % of a word does not find it under DetEval.
         word_split: how each word box (split at proposal gaps) is cut further, for spaces too
             narrow for the 16-px proposal grid: a :class:`~.splitter.WordSplitter` (learned; it
             also trims box ends and drops boxes it finds no word in), an :class:`~.words.InkSplit`
@@ -79,8 +84,11 @@ class Detector:
     def __init__(self, model: CTPN, scales: tuple[int, ...] = (DEFAULT_SCALE,), max_side: int = DEFAULT_MAX_SIDE,
                  score_threshold: float = 0.7, proposal_nms: float = 0.3, lines: LineConfig | None = None,
                  name: str = "ctpn", word_split: WordSplitter | InkSplit | None = InkSplit(),
-                 cover_threshold: float = 0.5, zoom: Zoom | None = None):
+                 cover_threshold: float = 0.5, zoom: Zoom | None = None, line_margin: float = 0.0):
         self.model = model.eval()
+        if line_margin < 0:
+            raise ValueError(f"line_margin must be >= 0, got {line_margin}")
+        self.line_margin = line_margin
         self.scales = tuple(scales)
         if not self.scales:
             raise ValueError("at least one scale is needed")
@@ -193,6 +201,9 @@ class Detector:
         def clip(quad: np.ndarray) -> np.ndarray:
             return np.clip(quad, 0, [w, h]).astype(np.float32)
 
+        def line_box(quad: np.ndarray) -> np.ndarray:
+            return clip(grow_vertically(quad, self.line_margin) if self.line_margin else quad)
+
         if level == "word":
             pieces = self._cut(rgb, [quad for quad, _, _ in found])
             return [DetectedText(clip(piece), float(score)) for (_, score, _), cut in zip(found, pieces) for piece in cut]
@@ -208,9 +219,9 @@ class Detector:
                 for group in _word_groups(pieces, cfg.line_gap):
                     # A line runs from its first word's start to its last word's end.
                     line = np.stack([group[0][0], group[-1][1], group[-1][2], group[0][3]])
-                    out.append(DetectedText(clip(line), float(score), group))
+                    out.append(DetectedText(line_box(line), float(score), group))
                 continue
-            out.append(DetectedText(clip(quad), float(score), pieces))
+            out.append(DetectedText(line_box(quad), float(score), pieces))
         return out
 
     def _cut(self, rgb: np.ndarray, quads: list[np.ndarray]) -> list[list[np.ndarray]]:

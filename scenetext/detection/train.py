@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -72,6 +72,7 @@ class DetTrainConfig:
     paste: list[str] = field(default_factory=list)  # word crop folders (labels.tsv) pasted into scenes
     paste_ratio: float = 0.5  # share of the synthetic samples that are pasted-crop scenes
     paste_holdout_scenes: int = 40  # scenes rendered from the held-out crops, for validation
+    paste_margin: tuple[float, float] = (0.0, 0.0)  # seamless pasting: PasteStyle.margin range
 
 
 def _print(msg: str) -> None:
@@ -115,14 +116,25 @@ def rendered_set(folder: Path, make_renderer, seeds: list[int]) -> list[DetSampl
 
 
 def paste_holdout_set(folder: Path, crops: list[RecSample], n: int, seed: int = 12345,
-                      size: tuple[int, int] | None = None) -> list[DetSample]:
+                      size: tuple[int, int] | None = None, margin: float = 0.0) -> list[DetSample]:
     """``n`` pasted-crop scenes made only of held-out crops (see :func:`rendered_set`), of the
-    renderer's default size or ``size`` (width, height)."""
+    renderer's default size or ``size`` (width, height); ``margin`` > 0 pastes them seamlessly
+    (``PasteStyle.margin``)."""
     from ..data.render_pasted import PasteSceneRenderer, PasteStyle
 
-    style = PasteStyle() if size is None else PasteStyle(size=tuple(size))
+    style = PasteStyle()
+    if size is not None:
+        style = replace(style, size=tuple(size))
+    if margin:
+        style = replace(style, margin=(margin, margin))
     seeds = [seed * 1_000_003 + i for i in range(n)]
     return rendered_set(folder, lambda: PasteSceneRenderer(crops, style=style), seeds)
+
+
+def _paste_style(cfg: DetTrainConfig):
+    from ..data.render_pasted import PasteStyle
+
+    return PasteStyle(margin=tuple(cfg.paste_margin))
 
 
 def _val_sets(cfg: DetTrainConfig, holdout: list[DetSample],
@@ -196,7 +208,8 @@ def train(cfg: DetTrainConfig, renderer_factory=None) -> Path:
     augment = AugmentConfig(crop=tuple(cfg.crop), short_side=tuple(cfg.short_side), max_rotation=cfg.max_rotation)
     source = DetSampleSource(real_train, cfg.real_ratio, cfg.seed, augment, heights=model_cfg.anchor_heights,
                              renderer_factory=renderer_factory, synth_level=cfg.synth_level,
-                             paste_crops=paste_train, paste_ratio=cfg.paste_ratio)
+                             paste_crops=paste_train, paste_ratio=cfg.paste_ratio,
+                             paste_style=_paste_style(cfg))
     loader = torch.utils.data.DataLoader(
         DetDataset(source), batch_size=cfg.batch_size, sampler=StepSampler(step, cfg.steps, cfg.batch_size),
         num_workers=cfg.workers, collate_fn=collate, worker_init_fn=worker_init,
