@@ -97,7 +97,9 @@ class Reader:
         level: ``"line"`` (default) detects text lines, ``"word"`` asks the detector for word
             boxes and makes each one a :class:`~scenetext.results.Line` of its own.
         read_by_word: at ``level="line"``, read each of a line's word boxes (the detector's
-            ``DetectedText.words``) on its own and join the words; False reads whole lines.
+            ``DetectedText.words``) on its own and join the words; False reads whole lines, from
+            their first word box's start to their last one's end (a line's own box may reach
+            above and below its words: ``Detector(line_margin=)``).
         lexicon: a word list (a :class:`~scenetext.recognition.decode.Lexicon`, a file path or a
             list of words) for constrained decoding; only when the recogniser is loaded here.
         max_side: cap on the long side of the image the detector sees (default: the
@@ -235,8 +237,13 @@ class Reader:
         found = []
         for d in self.detector.detect(rgb, level=self.level):
             quad = np.asarray(d.quad, dtype=np.float32)
-            words = getattr(d, "words", None) if self.level == "line" and self.read_by_word else None
-            boxes = [np.asarray(w, dtype=np.float32) for w in words] if words else [quad]
+            words = [np.asarray(w, dtype=np.float32) for w in getattr(d, "words", None) or ()]
+            if self.level != "line" or not words:
+                boxes = [quad]
+            elif self.read_by_word:
+                boxes = words
+            else:  # the line's words end to end: its own box may have a margin round them
+                boxes = [np.stack([words[0][0], words[-1][1], words[-1][2], words[0][3]])]
             boxes = [box for box in boxes if min(quad_size(box)) >= MIN_LINE_SIDE]
             if boxes:
                 found.append((quad, boxes))

@@ -215,6 +215,10 @@ def test_lines_are_read_word_box_by_word_box():
     whole = InkReader()
     (line,) = Reader(detector, whole, min_confidence=0, read_by_word=False).read(canvas).lines
     assert len(whole.calls[0]) == 1 and line.text == "x x x"
+    # read from the first word's start to the last one's end, not over the line's own margin
+    span = crop_line(canvas, np.float32(rect(120, 480))).image
+    assert whole.calls[0][0].shape == span.shape
+    np.testing.assert_allclose(line.polygon, rect(100, 500))
 
 
 def test_unsure_word_boxes_are_dropped_and_the_rest_of_the_line_kept():
