@@ -4,7 +4,9 @@ Incidental scene text (ICDAR 2015 style) is small, blurred and photographed, unl
 renderer draws. The recognition training sets hold thousands of such words already cut out of
 photos; this renderer puts them back into scenes: each crop is scaled to a small height, slightly
 rotated, and blended into a background photo with a feathered edge. Its rotated rectangle is the
-word's region (recognition crops are tight around the word).
+word's region (a recognition crop is the word's annotated box). With ``PasteStyle.margin`` the
+crop is pasted seamlessly instead: grown by a margin of its own edge pixels that fades into the
+scene, so that the patch's edge, which a photo does not have, does not show where the box ends.
 
 So that "a pasted patch" is not itself a cue for text, the same number of plain patches cut from
 other background photos are pasted in the same way, unlabelled. Words sometimes come in rows
