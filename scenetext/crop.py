@@ -67,6 +67,12 @@ def quad_size(quad: np.ndarray) -> tuple[float, float]:
     return float(width), float(height)
 
 
+def span_of(words: Sequence[np.ndarray]) -> np.ndarray:
+    """The quadrilateral from the first of a line's word boxes (quads clockwise from the
+    top-left, left to right) to the last: its left edge and the last one's right edge."""
+    return np.stack([words[0][0], words[-1][1], words[-1][2], words[0][3]]).astype(np.float32)
+
+
 def reading_order(quad: np.ndarray, vertical_ratio: float = VERTICAL_RATIO) -> np.ndarray:
     """The quad with its corners starting at the text's top-left.
 

@@ -42,6 +42,7 @@ from .crop import (
     crop_line,
     merge_readings,
     quad_size,
+    span_of,
     split_crop,
     word_spans,
 )
@@ -243,7 +244,7 @@ class Reader:
             elif self.read_by_word:
                 boxes = words
             else:  # the line's words end to end: its own box may have a margin round them
-                boxes = [np.stack([words[0][0], words[-1][1], words[-1][2], words[0][3]])]
+                boxes = [span_of(words)]
             boxes = [box for box in boxes if min(quad_size(box)) >= MIN_LINE_SIDE]
             if boxes:
                 found.append((quad, boxes))

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .. import checkpoint
+from ..crop import span_of
 from ..nn import fold_batchnorm
 from .anchors import STRIDE
 from ..evaluation.iou import inside_fractions, polygons
@@ -202,7 +203,7 @@ class Detector:
             return np.clip(quad, 0, [w, h]).astype(np.float32)
 
         def line_box(quad: np.ndarray) -> np.ndarray:
-            return clip(grow_vertically(quad, self.line_margin) if self.line_margin else quad)
+            return clip(grow_vertically(quad, self.line_margin))
 
         if level == "word":
             pieces = self._cut(rgb, [quad for quad, _, _ in found])
@@ -218,8 +219,7 @@ class Detector:
             if cfg is not None and pieces and (cfg.trim_lines or cfg.line_gap is not None):
                 for group in _word_groups(pieces, cfg.line_gap):
                     # A line runs from its first word's start to its last word's end.
-                    line = np.stack([group[0][0], group[-1][1], group[-1][2], group[0][3]])
-                    out.append(DetectedText(line_box(line), float(score), group))
+                    out.append(DetectedText(line_box(span_of(group)), float(score), group))
                 continue
             out.append(DetectedText(line_box(quad), float(score), pieces))
         return out
