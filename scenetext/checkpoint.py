@@ -8,14 +8,48 @@ loading always gives fp32 tensors. Writes are atomic (temporary file, then renam
 from __future__ import annotations
 
 import os
+import pickle
+import stat
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import torch
 
+#: Values a model file may hold besides tensors: nothing that unpickling could turn into code.
+PLAIN = (str, int, float, bool, type(None))
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be loaded: missing, not a regular file, not a scenetext model
+    file, or holding objects other than tensors, numbers, strings, lists and dicts. The message
+    is one line and names the file."""
+
+
+def plain(obj, where: str = "file"):
+    """``obj`` with every value turned into a type a ``weights_only`` load accepts: tensors,
+    numbers, strings, ``None``, lists, tuples and dicts with string keys; paths become strings.
+    Raises ``TypeError`` naming the first other value, so no file is written that the loader
+    would refuse."""
+    if isinstance(obj, torch.Tensor) or isinstance(obj, PLAIN):
+        return obj
+    if isinstance(obj, PurePath):
+        return str(obj)
+    if isinstance(obj, dict):
+        out = {}
+        for key, value in obj.items():
+            if not isinstance(key, (str, int)):
+                raise TypeError(f"{where}: key {key!r} is a {type(key).__name__}, not a string")
+            out[key] = plain(value, f"{where}[{key!r}]")
+        return out
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(plain(value, f"{where}[{i}]") for i, value in enumerate(obj))
+    raise TypeError(f"{where} is a {type(obj).__name__}, which a model file cannot hold")
+
 
 def save(path: str | Path, obj: dict) -> None:
+    """Write ``obj`` (plain values only, see :func:`plain`) atomically to ``path``."""
     path = Path(path)
+    obj = plain(obj, "model file")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(fd)
@@ -28,16 +62,41 @@ def save(path: str | Path, obj: dict) -> None:
             os.remove(tmp)
 
 
+def _check_regular_file(path: Path) -> None:
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: model file not found") from None
+    except OSError as err:
+        raise ModelFileError(f"{path}: cannot read the model file: {err.strerror or err}") from None
+    if not stat.S_ISREG(mode):
+        raise ModelFileError(f"{path}: not a regular file")
+
+
 def load(path: str | Path, kind: str | None = None) -> dict:
+    """Read a model file with ``torch.load(weights_only=True)``: it can hold tensors, numbers,
+    strings, lists and dicts only, and nothing in it runs when it is read. Any other file is
+    refused with a :class:`ModelFileError` whose one-line message names it."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: model file not found")
-    obj = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(obj, dict) or "state_dict" not in obj:
-        raise ValueError(f"{path}: not a scenetext model file")
+    _check_regular_file(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "weights only load failed" in str(err).lower():
+            raise ModelFileError(f"{path}: refused: it holds objects other than tensors, numbers, strings, "
+                                 "lists and dicts (a model file that could run code when loaded)") from None
+        raise ModelFileError(f"{path}: not a readable model file (not a saved torch file)") from None
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a file that is not its own
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelFileError(f"{path}: not a readable model file ({first[:120]})") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("state_dict"), dict):
+        raise ModelFileError(f"{path}: not a scenetext model file")
     if kind is not None and obj.get("kind") != kind:
-        raise ValueError(f"{path}: holds a {obj.get('kind')!r} model, expected {kind!r}")
-    obj["state_dict"] = {k: v.float() if v.is_floating_point() else v for k, v in obj["state_dict"].items()}
+        raise ModelFileError(f"{path}: holds a {obj.get('kind')!r} model, expected {kind!r}")
+    state = obj["state_dict"]
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelFileError(f"{path}: not a scenetext model file (its state_dict holds non-tensors)")
+    obj["state_dict"] = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     return obj
 
 

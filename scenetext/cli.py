@@ -248,6 +248,31 @@ def synth_preview(kind, out, n, seed):
 
 # --------------------------------------------------------------------------------- train
 @main.group()
+def data():
+    """Prepare training data from the sets the project reads."""
+
+
+@data.command("crops")
+@click.argument("det_sets", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="recognition set to write (OUT/images, OUT/labels.tsv)")
+def data_crops(det_sets, out):
+    """Cut the transcribed words of detection sets (images/ + gt/) into a recognition set."""
+    from .data.formats import FormatError, read_det_set
+    from .data.word_crops import write_word_crops
+
+    try:
+        samples = [s for folder in det_sets for s in read_det_set(folder)]
+    except FormatError as err:
+        raise click.ClickException(str(err)) from None
+    report = write_word_crops(samples, out)
+    for reason in report.unreadable_photos:
+        click.echo(f"error: {reason}", err=True)
+    click.echo(f"{len(report.samples)} word crops from {len(samples)} photos in {out} "
+               f"({report.skipped_regions} regions too thin to read)")
+
+
+@main.group()
 def train():
     """Train the recogniser or the detector (resumable; Ctrl-C writes a checkpoint)."""
 

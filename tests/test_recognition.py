@@ -146,7 +146,7 @@ def test_checkpoint_roundtrip_fp16(tmp_path):
     assert rec.charset.chars == "abc" and rec.model.fc.out_features == 4
     with pytest.raises(ValueError):
         checkpoint.load(out, kind="ctpn")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(checkpoint.ModelFileError, match="model file not found"):
         checkpoint.load(tmp_path / "missing.pt")
 
 

@@ -24,21 +24,55 @@ MAX_TRAIN_WIDTH = 512
 
 
 def augment_real(rng: random.Random, img: np.ndarray) -> np.ndarray:
-    """Mild geometry, crop jitter and photometric noise for real crops."""
+    """Capture-like degradations of a real crop: perspective and rotation, a curved baseline,
+    loose and tight crops, partial occlusion, inversion, then blur, low resolution, noise and
+    JPEG (:func:`~scenetext.data.render_text.degrade`)."""
     h, w = img.shape[:2]
     if rng.random() < 0.5:
-        H = homography(rng, w, h, rot=3.0, shear=0.15, persp=0.05)
+        rot = 8.0 if rng.random() < 0.3 else 3.0
+        H = homography(rng, w, h, rot=rot, shear=0.2, persp=0.08)
         T = np.array([[1, 0, w / 2], [0, 1, h / 2], [0, 0, 1]])
         img = cv2.warpPerspective(img, T @ H, (w, h), borderMode=cv2.BORDER_REPLICATE)
-    if rng.random() < 0.5:  # crop jitter: up to 6 % off or added on each side
-        pads = [int(rng.uniform(-0.06, 0.08) * s) for s in (h, h, w, w)]
+    if rng.random() < 0.15:
+        img = curve(rng, img)
+    if rng.random() < 0.6:  # loose or tight crop: up to 8 % off or 15 % added on each side
+        pads = [int(rng.uniform(-0.08, 0.15) * s) for s in (h, h, w, w)]
         t, b, l, r = pads
         img = cv2.copyMakeBorder(img, max(t, 0), max(b, 0), max(l, 0), max(r, 0), cv2.BORDER_REPLICATE)
         hh, ww = img.shape[:2]
         img = img[max(-t, 0) : hh - max(-b, 0), max(-l, 0) : ww - max(-r, 0)]
+    if rng.random() < 0.1:
+        img = occlude(rng, img)
     if rng.random() < 0.2:
         img = 255 - img
-    return degrade(rng, img, strength=0.6)
+    return degrade(rng, img, strength=0.8)
+
+
+def curve(rng: random.Random, img: np.ndarray) -> np.ndarray:
+    """Bend the baseline along an arc: each column moves up or down by up to a fifth of the height."""
+    h, w = img.shape[:2]
+    amp = rng.uniform(-0.2, 0.2) * h
+    xs = np.arange(w, dtype=np.float32)
+    shift = amp * (1 - (2 * xs / max(w - 1, 1) - 1) ** 2)  # a parabola, 0 at both ends
+    map_x = np.tile(xs, (h, 1))
+    map_y = np.arange(h, dtype=np.float32)[:, None] - shift[None, :]
+    return cv2.remap(img, map_x, map_y.astype(np.float32), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def occlude(rng: random.Random, img: np.ndarray) -> np.ndarray:
+    """Cover a thin band across the top or bottom edge (a cable, a frame, a shadow), never the
+    middle of the word, so the label stays readable."""
+    h, w = img.shape[:2]
+    out = img.copy()
+    band = max(1, int(rng.uniform(0.08, 0.2) * h))
+    colour = out.reshape(-1, out.shape[-1])[rng.randrange(h * w)] if out.ndim == 3 else out.flat[rng.randrange(h * w)]
+    x0 = rng.randrange(max(1, w // 2))
+    x1 = min(w, x0 + int(rng.uniform(0.3, 1.0) * w))
+    if rng.random() < 0.5:
+        out[:band, x0:x1] = colour
+    else:
+        out[h - band :, x0:x1] = colour
+    return out
 
 
 class WordSampleSource:
