@@ -44,8 +44,8 @@ def region_quad(region: Region) -> np.ndarray:
     start = int(np.argmin(box.sum(axis=1)))  # top-left: smallest x + y
     box = np.roll(box, -start, axis=0)
     # boxPoints runs clockwise in image coordinates (y down) already; make sure of it
-    cross = np.cross(box[1] - box[0], box[2] - box[1])
-    return box if cross > 0 else box[[0, 3, 2, 1]]
+    a, b = box[1] - box[0], box[2] - box[1]
+    return box if a[0] * b[1] - a[1] * b[0] > 0 else box[[0, 3, 2, 1]]
 
 
 def cut_words(rgb: np.ndarray, regions: Iterable[Region]) -> list[tuple[np.ndarray, str]]:
