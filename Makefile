@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test fonts bench check-folder clean
+.PHONY: install demo test browser fonts bench check-folder clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,19 @@ demo: install
 		echo "'scenetext run' arrives with the pipeline; try: $(BIN)/scenetext synth words -n 64 -o /tmp/words"; \
 	fi
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest -q
+
+# Debian's chromium, for the test that opens OUT/report.html in a headless browser. Needs root and
+# apt-get; where it cannot be installed this says so and that test skips.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium \
+			|| echo "make browser: chromium could not be installed; the browser test will skip"; \
+	else \
+		echo "make browser: no chromium, and installing it needs root and apt-get; the browser test will skip"; \
+	fi
 
 # Fonts for the synthetic renderer (Debian packages; needs root). Also installs word lists.
 fonts:

@@ -12,7 +12,8 @@ read or written is reported and the run goes on.
 
 Outputs, per image (``<name>`` is its path relative to the folder given, or its file name):
 ``OUT/<name>.json`` (or ``.txt``, or one record in ``OUT/results.jsonl``) and the annotated copy
-``OUT/<name>.annotated.jpg``; per run: ``OUT/summary.json``.
+``OUT/<name>.annotated.jpg``; per run: ``OUT/summary.json`` and the report of all the outputs in OUT,
+``OUT/report.html`` (thumbnails under ``OUT/.report/``).
 """
 
 from __future__ import annotations
@@ -129,13 +130,18 @@ class BatchRun:
 
     def run(self, reader: "Reader | None", workers: int = 2,
             on_failure: Callable[[Failure], None] | None = None,
-            on_page: _Done | None = None) -> Summary:
+            on_page: _Done | None = None, report: bool = True,
+            on_report_error: Callable[[str], None] | None = None) -> Summary:
         """Read :attr:`todo` with ``reader`` (which may be ``None`` when there is nothing to do),
         write the outputs and ``OUT/summary.json``, and return the summary.
 
         ``on_failure(failure)`` is called for each image that fails and ``on_page(job, page)``
         for each one whose outputs are written, in input order; the failures of
         :attr:`failures` are not reported again, but are counted in the summary.
+
+        With ``report``, ``OUT/report.html`` is then rebuilt from all the outputs in OUT (see
+        :mod:`scenetext.report`); a report that cannot be written leaves the run's outputs as they
+        are and is passed to ``on_report_error(reason)`` as one line (a warning when not given).
         """
         from .imageio import atomic_write_text
 
@@ -158,7 +164,24 @@ class BatchRun:
         process_images(reader, self.todo, self.writer, workers, failed, done)
         summary.seconds = time.perf_counter() - start
         atomic_write_text(self.out / SUMMARY_NAME, json.dumps(summary.to_dict(), indent=2, ensure_ascii=False) + "\n")
+        if report:
+            self._write_report(on_report_error)
         return summary
+
+    def _write_report(self, on_error: Callable[[str], None] | None) -> None:
+        """Rebuild ``OUT/report.html``; a failure is reported as one line, never raised."""
+        from .report import write_report
+
+        try:
+            write_report(self.out)
+        except Exception as err:  # noqa: BLE001 - the run's outputs are written; the report is extra
+            reason = f"cannot write {self.out / 'report.html'}: {_reason(err)}"
+            if on_error is None:
+                import warnings
+
+                warnings.warn(reason, RuntimeWarning, stacklevel=3)
+            else:
+                on_error(reason)
 
 
 # --------------------------------------------------------------------------------- finding images

@@ -1,6 +1,7 @@
 """Command line: a thin click layer over the Python API.
 
-    scenetext run PHOTO_OR_FOLDER... -o OUT    read text in photos (JSON + annotated copies)
+    scenetext run PHOTO_OR_FOLDER... -o OUT    read text in photos (JSON + annotated copies + report.html)
+    scenetext report OUT                       (re)build OUT/report.html of a run's output folder
     scenetext synth words -n 100000 -o DIR     synthetic word crops (labels.tsv)
     scenetext synth scenes -n 5000 -o DIR      synthetic scenes (gt/ words, gt_lines/ lines)
     scenetext train rec ...                    train the CRNN recogniser
@@ -120,7 +121,9 @@ def run(inputs, out, recursive, fmt, no_annotate, level, min_confidence, max_sid
                 pages.append(page)
             advance()
 
-        summary = batch.run(reader, workers, on_failure=failed, on_page=finished)
+        summary = batch.run(reader, workers, on_failure=failed, on_page=finished,
+                            on_report_error=lambda reason: console.print(f"warning: {reason}", markup=False,
+                                                                         soft_wrap=True))
     if not quiet:
         _print_outcome(pages, batch.jobs, summary, out)
     click.get_current_context().exit(1 if summary.failures else 0)
@@ -176,7 +179,27 @@ def _print_outcome(pages, jobs, summary, out: Path) -> None:
     if len(jobs) > 1:
         stdout.print(f"{summary.processed} images read, {summary.lines} lines, {summary.failed} failed, "
                      f"{summary.skipped} skipped; {summary.images_per_second:.2f} images/s", markup=False)
-    stdout.print(f"outputs in {out}/", markup=False, soft_wrap=True)
+    stdout.print(f"outputs in {out}/" + (f" (report: {out}/report.html)" if (out / "report.html").is_file() else ""),
+                 markup=False, soft_wrap=True)
+
+
+# --------------------------------------------------------------------------------- report
+@main.command("report")
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def report(out):
+    """Build OUT/report.html for the output folder of a run.
+
+    The page shows the run's summary, a histogram of line confidences, the time per photo, one
+    card per image (thumbnail and lines, filterable), the failures and the slowest photos. It
+    needs no network: thumbnails are written under OUT/.report/. Every folder run writes it too.
+    """
+    from .report import write_report
+
+    try:
+        path = write_report(out)
+    except OSError as err:
+        raise click.ClickException(f"cannot write the report: {err}") from None
+    click.echo(f"wrote {path}")
 
 
 # --------------------------------------------------------------------------------- synth
