@@ -443,7 +443,8 @@ def summary_section(report: BatchReport) -> str:
     for (detector, recognizer), count in sorted(models.items(), key=lambda item: -item[1]):
         suffix = f" ({count:,} images)" if len(models) > 1 else ""
         rows.append(("models", f"detector {detector}, recogniser {recognizer}{suffix}"))
-    items = "".join(f"<div><dt>{_esc(key)}</dt><dd>{_esc(value)}</dd></div>" for key, value in rows)
+    items = "".join(f'<div class="{"wide" if len(value) > 40 else ""}"><dt>{_esc(key)}</dt><dd>{_esc(value)}</dd></div>'
+                    for key, value in rows)
     return f'<section id="summary"><h2>Summary</h2><dl class="figures">{items}</dl></section>'
 
 
@@ -552,7 +553,7 @@ def _bar_chart(bars: list[tuple[float, str]], x_labels: tuple[str, str, str], un
         for i, (value, label) in enumerate(bars))
     left, mid, right = (_esc(label) for label in x_labels)
     w, h = _CHART_W, _CHART_H
-    return (f'<svg class="chart" viewBox="-34 -6 {w + 40} {h + 20}" role="img" xmlns="http://www.w3.org/2000/svg">'
+    return (f'<svg class="chart" viewBox="-46 -6 {w + 52} {h + 20}" role="img" xmlns="http://www.w3.org/2000/svg">'
             f'<g class="bars">{rects}</g>'
             f'<line class="axis" x1="0" y1="{h}" x2="{w}" y2="{h}"/><line class="axis" x1="0" y1="0" x2="0" y2="{h}"/>'
             f'<text x="-3" y="4" text-anchor="end">{_esc(_short(top))}{_esc(unit)}</text>'
