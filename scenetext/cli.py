@@ -608,5 +608,49 @@ def export(checkpoint_file, out, fp32, score_threshold, line_min_score, scales, 
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
+@main.command("models")
+@click.option("--folder", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="a model folder with a manifest.json (default: the models shipped in the package)")
+@click.option("--check", is_flag=True, help="also verify every file's size and sha256 (exit 1 on a mismatch)")
+@click.option("--json", "as_json", is_flag=True, help="print the manifest entries as JSON")
+def models(folder, check, as_json):
+    """List the models of a folder: name, role, size, figures (from its manifest)."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import shipped
+    from .text import printable
+
+    try:
+        entries = shipped.manifest(folder)
+    except shipped.ManifestError as err:
+        raise click.ClickException(str(err)) from None
+    problems = []
+    if check:
+        for entry in entries:
+            try:
+                shipped.verify(Path(folder) if folder else shipped.models_dir(), entry)
+            except shipped.ManifestError as err:
+                problems.append(str(err))
+    if as_json:
+        click.echo(json.dumps([e.to_dict() for e in entries], indent=2, ensure_ascii=False))
+    else:
+        table = Table(title=f"models in {printable(str(folder or shipped.models_dir()))}")
+        for column in ("name", "role", "size", "figures", "description"):
+            table.add_column(column, overflow="fold")
+        for e in entries:
+            figures = ", ".join(f"{k} {v}" for k, v in e.figures.items())
+            table.add_row(printable(e.name), e.role, f"{e.size / 1e6:.1f} MB", printable(figures),
+                          printable(e.description))
+        Console().print(table)
+    for problem in problems:
+        click.echo(f"error: {printable(problem)}", err=True)
+    if check and not problems:
+        click.echo(f"{len(entries)} files match their manifest", err=True)
+    click.get_current_context().exit(1 if problems else 0)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

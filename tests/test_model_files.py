@@ -28,7 +28,7 @@ class _Payload:
 def _payload_file(tmp_path: Path) -> tuple[Path, Path]:
     """A real shipped detector file with a code-running object added to its metadata."""
     marker = tmp_path / "payload-ran"
-    ck = torch.load(ROOT / "weights" / "ctpn.pt", weights_only=True)
+    ck = torch.load(ROOT / "scenetext" / "models" / "ctpn.pt", weights_only=True)
     ck["meta"]["note"] = _Payload(str(marker))
     path = tmp_path / "ctpn-payload.pt"
     torch.save(ck, path)
@@ -64,7 +64,7 @@ def test_cli_refuses_a_payload_file_in_one_line(tmp_path):
 def test_bad_model_files_are_one_line_errors(tmp_path, content, problem):
     path = tmp_path / "bad.pt"
     if content is None:
-        whole = (ROOT / "weights" / "ctpn.pt").read_bytes()
+        whole = (ROOT / "scenetext" / "models" / "ctpn.pt").read_bytes()
         content = whole[: len(whole) // 2]
     if content == "list":
         torch.save([1, 2, 3], path)

@@ -12,6 +12,7 @@ import torch
 from .. import checkpoint
 from ..crop import span_of
 from ..nn import fold_batchnorm
+from ..shipped import model_path, models_dir
 from .anchors import STRIDE
 from ..evaluation.iou import inside_fractions, polygons
 from .lines import Grouped, LineConfig, connect_grouped, grow_vertically
@@ -20,7 +21,8 @@ from .proposals import Proposals, decode_proposals, slice_nms, text_probability
 from .splitter import WordSplitter
 from .words import InkSplit, split_by_ink
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "ctpn.pt"
+#: The shipped detector inside the package.
+DEFAULT_WEIGHTS = models_dir() / "ctpn.pt"
 
 
 @dataclass
@@ -104,15 +106,16 @@ class Detector:
 
     @classmethod
     def load(cls, path: str | Path | None = None, **kwargs) -> "Detector":
-        """Load a model file (default ``weights/ctpn.pt``) with its BatchNorms folded.
+        """Load a model file (default: the shipped ``ctpn.pt``, verified against its manifest) with
+        its BatchNorms folded.
 
         Settings stored with the weights (``scenetext export --score-threshold/--line-min-score/
         --scale/--max-side``) are the defaults; arguments passed here win (``line_min_score``,
         ``LineConfig.min_score``, is also accepted here; a ``lines=`` argument replaces it).
-        Words are cut by the shipped word splitter (``weights/wordsplit.pt``) when it is there,
+        Words are cut by the shipped word splitter (``wordsplit.pt``) when it is there,
         else by the blank-column split; ``word_split=`` chooses.
         """
-        path = Path(path) if path else DEFAULT_WEIGHTS
+        path = Path(path) if path else model_path("ctpn")
         ck = checkpoint.load(path, kind="ctpn")
         stored = ck.get("meta", {}).get("settings", {})
         for name, value in stored.items():
@@ -336,7 +339,7 @@ def default_word_split() -> WordSplitter | InkSplit:
     """The shipped word splitter if its weights are there, else the blank-column split."""
     from .splitter import DEFAULT_WEIGHTS as SPLITTER_WEIGHTS
 
-    return WordSplitter.load(SPLITTER_WEIGHTS) if SPLITTER_WEIGHTS.is_file() else InkSplit()
+    return WordSplitter.load() if SPLITTER_WEIGHTS.is_file() else InkSplit()
 
 
 def word_split_from(choice: str) -> WordSplitter | InkSplit | None:

@@ -26,9 +26,11 @@ from ..crop import LineCrop, crop_line, quad_size
 from ..data.render_lines import FRAME
 from ..recognition.model import CRNN
 from ..recognition.predictor import Recognizer
+from ..shipped import model_path, models_dir
 from .words import true_runs
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "wordsplit.pt"
+#: The shipped word splitter inside the package.
+DEFAULT_WEIGHTS = models_dir() / "wordsplit.pt"
 
 #: Each side of a box is widened by this many box heights before it is read, so a word that
 #: runs past the detector's box end is still seen whole.
@@ -104,8 +106,9 @@ class WordSplitter:
 
     @classmethod
     def load(cls, path: str | Path | None = None, **kwargs) -> "WordSplitter":
-        """Load a model file (default ``weights/wordsplit.pt``), BatchNorms folded."""
-        path = Path(path) if path else DEFAULT_WEIGHTS
+        """Load a model file (default: the shipped ``wordsplit.pt``, verified against its
+        manifest), BatchNorms folded."""
+        path = Path(path) if path else model_path("wordsplit")
         model = Recognizer.load(path, kind="wordsplit").model  # the same inference preparation
         kwargs.setdefault("name", f"wordsplit-{model.config.variant}:{path.name}")
         return cls(model, **kwargs)

@@ -8,12 +8,14 @@ import numpy as np
 import torch
 
 from ..nn import fold_batchnorm
+from ..shipped import model_path, models_dir
 from .decode import Decoded, Lexicon, beam_decode, greedy_decode, lexicon_decode
 from .model import CRNN, CRNNConfig
 from .orientation import TALL_RATIO, is_tall, rotate
 from .preprocess import pad_batch, prepare_crop, width_batches
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "crnn.pt"
+#: The shipped default recogniser inside the package (loaded after checking its manifest entry).
+DEFAULT_WEIGHTS = models_dir() / "crnn.pt"
 
 
 class Recognizer:
@@ -37,9 +39,9 @@ class Recognizer:
 
     @classmethod
     def load(cls, path: str | Path | None = None, kind: str = "crnn", **kwargs) -> "Recognizer":
-        """Load a model file (default ``weights/crnn.pt``) for inference: BatchNorms folded,
-        channels-last. ``kind``: see :meth:`CRNN.load`."""
-        path = Path(path) if path else DEFAULT_WEIGHTS
+        """Load a model file (default: the shipped ``crnn.pt``, verified against its manifest) for
+        inference: BatchNorms folded, channels-last. ``kind``: see :meth:`CRNN.load`."""
+        path = Path(path) if path else model_path("crnn")
         model = CRNN.load(path, kind=kind)
         model.eval()
         fold_batchnorm(model)
