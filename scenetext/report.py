@@ -243,7 +243,8 @@ def json_outputs(out: Path, annotated: dict[str, Path]) -> Iterator[ImageRecord 
 
 
 def jsonl_outputs(out: Path, annotated: dict[str, Path]) -> Iterator[ImageRecord | FailureRecord]:
-    """A record for each line of ``OUT/results.jsonl`` (named by the annotated copy its input path ends with)."""
+    """A record for each line of ``OUT/results.jsonl``, named by its ``name`` or else by the annotated
+    copy its input path ends with."""
     path = out / JSONL_NAME
     if not path.exists():
         return
@@ -254,7 +255,8 @@ def jsonl_outputs(out: Path, annotated: dict[str, Path]) -> Iterator[ImageRecord
                     continue
                 try:
                     doc = json.loads(line)
-                    name = _name_of_source(_str(doc["path"]), annotated)
+                    given = doc.get("name") if isinstance(doc, dict) else None
+                    name = given if isinstance(given, str) else _name_of_source(_str(doc["path"]), annotated)
                     yield page_record(doc, name, annotated.get(name))
                 except (ValueError, KeyError, TypeError) as err:
                     yield FailureRecord(f"{path}:{number}", _why(err))

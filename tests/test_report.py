@@ -180,7 +180,7 @@ def test_unreadable_outputs_are_listed_not_fatal(tmp_path):
 def test_jsonl_records_find_their_annotated_copies(tmp_path):
     out = tmp_path / "out"
     records = [page("/data/photos/a.jpg", [("one", 0.9)]), page("/data/photos/sub/b.jpg", [("two", 0.8)]),
-               page("/elsewhere/c.jpg", [("three", 0.7)])]
+               page("/elsewhere/c.jpg", [("three", 0.7)]), {"name": "d/d.jpg", **page("/x/d.jpg", [("four", 0.6)])}]
     out.mkdir()
     (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records) + "{broken\n")
     for name in ("a.jpg", "sub/b.jpg"):
@@ -188,10 +188,10 @@ def test_jsonl_records_find_their_annotated_copies(tmp_path):
         Image.new("RGB", (64, 48), "white").save(out / f"{name}.annotated.jpg")
     _, parsed = build(out)
     cards = {c["n"]: c for c in parsed.card_data()}
-    assert set(cards) == {"a.jpg", "sub/b.jpg", "/elsewhere/c.jpg"}
+    assert set(cards) == {"a.jpg", "sub/b.jpg", "/elsewhere/c.jpg", "d/d.jpg"}
     assert cards["sub/b.jpg"]["a"] == "./sub/b.jpg.annotated.jpg" and "t" in cards["sub/b.jpg"]
     assert "a" not in cards["/elsewhere/c.jpg"]
-    assert "results.jsonl:4" in " ".join(parsed.text)
+    assert "results.jsonl:5" in " ".join(parsed.text)
 
 
 def test_2500_images_page_data_and_thumbnails_made_once(tmp_path):
