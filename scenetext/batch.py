@@ -6,20 +6,35 @@ image's outputs under one folder.
     >>> summary.processed, len(summary.failures)
 
 Images are decoded ahead of the models and their outputs written behind them on worker threads,
-while the models run on the calling thread. Every output file is written atomically, so an
-interrupted run leaves only whole files and ``skip_existing`` resumes it. An image that cannot be
-read or written is reported and the run goes on.
+while the models run on the calling thread. Every output file is written atomically, and
+``results.jsonl`` grows by whole records, so an interrupted run leaves only whole outputs and
+``skip_existing`` resumes it. An image that cannot be read or written is reported and the run
+goes on.
 
 Outputs, per image (``<name>`` is its path relative to the folder given, or its file name):
 ``OUT/<name>.json`` (or ``.txt``, or one record in ``OUT/results.jsonl``) and the annotated copy
 ``OUT/<name>.annotated.jpg``; per run: ``OUT/summary.json`` and the report of all the outputs in OUT,
 ``OUT/report.html`` (thumbnails under ``OUT/.report/``).
+
+What is found on disk, and what is done with it:
+
+* regular files (and symbolic links to them) are read; a file reached twice (two names, or a
+  link) is read once;
+* FIFOs, sockets, device files and broken or looping symbolic links are reported as failures
+  and never opened; so is a subfolder that cannot be listed;
+* symbolic links to folders are not followed when scanning a folder;
+* an output never replaces an input of the run, a ``.json`` holding a JSON object that is not
+  a page result (someone's sidecar data), an annotated copy that this tool did not write (ours
+  carry a JPEG comment) or the run's own ``summary.json`` / ``results.jsonl``: the image whose
+  output that would be is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import stat
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,49 +43,64 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from . import __version__
+from .results import Failure
 
 if TYPE_CHECKING:
     from .reader import LoadedImage, Reader
     from .results import PageResult
 
-__all__ = ["BatchRun", "Failure", "ImageJob", "OutputWriter", "Summary", "collect_images", "process_images"]
+__all__ = ["BatchRun", "Failure", "ImageJob", "Notice", "OutputWriter", "Summary", "collect_images",
+           "failure_reason", "process_images", "read_isolated"]
 
 #: Folder scanning picks files with these extensions (explicitly named files are always tried).
 SCAN_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 ANNOTATED_SUFFIX = ".annotated.jpg"
+#: The JPEG comment that marks an annotated copy as written by this tool.
+ANNOTATED_MARK = b"scenetext annotated copy"
 JSONL_NAME = "results.jsonl"
 SUMMARY_NAME = "summary.json"
+#: Files of the run itself in OUT, which no image's output may take.
+RESERVED_NAMES = frozenset({SUMMARY_NAME, JSONL_NAME, "report.html"})
 #: Output formats: a JSON file per image, one JSON Lines file, or a text file per image.
 FORMATS = ("json", "jsonl", "txt")
 #: A recognition batch closes at this many images or this many decoded pixels.
 BATCH_IMAGES = 8
 BATCH_PIXELS = 40_000_000
-#: results.jsonl is rewritten (atomically) at most this often, and at the end.
-JSONL_FLUSH_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
 class ImageJob:
-    """An image to read: its path and its output name relative to OUT."""
+    """An image to read: its path, its output name relative to OUT and the file's identity
+    (``(st_dev, st_ino)``, ``None`` when not known)."""
 
     source: Path
     rel: str
+    identity: tuple[int, int] | None = None
 
 
-@dataclass
-class Failure:
-    """An input that could not be processed, and why."""
+@dataclass(frozen=True)
+class Notice:
+    """Something to know about an input that was read, e.g. that only its first page was."""
 
     path: str
-    reason: str
+    message: str
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "reason": self.reason}
+        return {"path": self.path, "message": self.message}
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    """A decoded job: the image and how many pages its file has."""
+
+    image: "LoadedImage"
+    pages: int
 
 
 #: Callbacks of :func:`process_images`, and a decoded job.
 _Fail = Callable[[ImageJob, str], None]
 _Done = Callable[[ImageJob, "PageResult"], None]
+_Note = Callable[[ImageJob, str], None]
 _Loaded = tuple[ImageJob, "LoadedImage"]
 
 
@@ -87,6 +117,7 @@ class Summary:
     lines: int = 0
     seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
 
     @property
     def failed(self) -> int:
@@ -103,7 +134,8 @@ class Summary:
             "images": self.images, "processed": self.processed, "skipped": self.skipped,
             "failed": self.failed, "lines": self.lines, "seconds": round(self.seconds, 3),
             "images_per_second": self.images_per_second,
-            "failures": [f.to_dict() for f in self.failures], "version": __version__,
+            "failures": [f.to_dict() for f in self.failures],
+            "notices": [n.to_dict() for n in self.notices], "version": __version__,
         }
 
 
@@ -116,7 +148,9 @@ class BatchRun:
     Attributes:
         jobs: every image found, in input order.
         todo: the jobs to read (``jobs`` less those skipped).
-        failures: inputs refused before reading: folders without images, clashing output names.
+        failures: inputs refused before reading: folders without images or that cannot be read,
+            files that are not regular files, clashing output names, outputs that would
+            replace an input or a file this tool did not write.
     """
 
     def __init__(self, inputs: Iterable[Path], out: Path, *, recursive: bool = False, fmt: str = "json",
@@ -124,20 +158,30 @@ class BatchRun:
         if fmt not in FORMATS:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
         self.out = Path(out)
-        self.jobs, self.failures = collect_images(list(inputs), recursive, self.out)
+        jobs, self.failures = collect_images(list(inputs), recursive, self.out)
         self.writer = OutputWriter(self.out, fmt, annotate, skip_existing)
+        inputs_seen = {job.identity for job in jobs}
+        self.jobs = []
+        for job in jobs:
+            refusal = self.writer.refusal(job, inputs_seen)
+            if refusal:
+                self.failures.append(Failure(str(job.source), refusal))
+            else:
+                self.jobs.append(job)
         self.todo = [job for job in self.jobs if not (skip_existing and self.writer.done(job))]
 
     def run(self, reader: "Reader | None", workers: int = 2,
             on_failure: Callable[[Failure], None] | None = None,
-            on_page: _Done | None = None, report: bool = True,
-            on_report_error: Callable[[str], None] | None = None) -> Summary:
+            on_page: _Done | None = None, on_notice: Callable[[Notice], None] | None = None,
+            report: bool = True, on_report_error: Callable[[str], None] | None = None) -> Summary:
         """Read :attr:`todo` with ``reader`` (which may be ``None`` when there is nothing to do),
         write the outputs and ``OUT/summary.json``, and return the summary.
 
-        ``on_failure(failure)`` is called for each image that fails and ``on_page(job, page)``
-        for each one whose outputs are written, in input order; the failures of
-        :attr:`failures` are not reported again, but are counted in the summary.
+        ``on_failure(failure)`` is called for each image that fails (and for a summary that
+        cannot be written), ``on_page(job, page)`` for each one whose outputs are written, in
+        input order, and ``on_notice(notice)`` for what to know about an image that was read
+        (only the first page of a multi-page file is read); the failures of :attr:`failures`
+        are not reported again, but are counted in the summary.
 
         With ``report``, ``OUT/report.html`` is then rebuilt from all the outputs in OUT (see
         :mod:`scenetext.report`); a report that cannot be written leaves the run's outputs as they
@@ -159,11 +203,23 @@ class BatchRun:
             if on_page:
                 on_page(job, page)
 
+        def noted(job: ImageJob, message: str) -> None:
+            summary.notices.append(Notice(str(job.source), message))
+            if on_notice:
+                on_notice(summary.notices[-1])
+
         self.writer.remove_leftovers(self.jobs)
         start = time.perf_counter()
-        process_images(reader, self.todo, self.writer, workers, failed, done)
+        process_images(reader, self.todo, self.writer, workers, failed, done, noted)
         summary.seconds = time.perf_counter() - start
-        atomic_write_text(self.out / SUMMARY_NAME, json.dumps(summary.to_dict(), indent=2, ensure_ascii=False) + "\n")
+        try:
+            atomic_write_text(self.out / SUMMARY_NAME,
+                              json.dumps(summary.to_dict(), indent=2, ensure_ascii=False) + "\n")
+        except OSError as err:
+            reason = f"cannot write the run summary: {failure_reason(err)}"
+            summary.failures.append(Failure(str(self.out / SUMMARY_NAME), reason))
+            if on_failure:
+                on_failure(summary.failures[-1])
         if report:
             self._write_report(on_report_error)
         return summary
@@ -175,7 +231,7 @@ class BatchRun:
         try:
             write_report(self.out)
         except Exception as err:  # noqa: BLE001 - the run's outputs are written; the report is extra
-            reason = f"cannot write {self.out / 'report.html'}: {_reason(err)}"
+            reason = f"cannot write {self.out / 'report.html'}: {failure_reason(err)}"
             if on_error is None:
                 import warnings
 
@@ -188,85 +244,132 @@ class BatchRun:
 
 
 def collect_images(inputs: list[Path], recursive: bool, out: Path) -> tuple[list[ImageJob], list[Failure]]:
-    """Images to read from files and folders, and the folders without images.
+    """Images to read from files and folders, and the inputs refused.
 
     Folder images are named relative to their folder, single files by their name. A file reached
-    twice is read once; two different files that would share output names are refused. Hidden
-    files and this tool's own annotated outputs are not picked up from folders.
+    twice (by two names or through a link) is read once; two different files that would share
+    output names are refused. Hidden files and this tool's own annotated outputs are not picked
+    up from folders. Anything that is not a regular file (a FIFO, socket, device, broken or
+    looping link) is refused without being opened, as are folders that cannot be listed.
     """
+    from .imageio import ImageLoadError, check_regular_file
+
     jobs, failures = [], []
-    sources: set[Path] = set()
+    seen: set[tuple[int, int]] = set()
     owners: dict[str, Path] = {}
-    for given in inputs:
-        if given.is_dir():
-            found = _scan_folder(given, recursive, out)
-            if not found:
+    for given in map(Path, inputs):
+        if os.path.isdir(given):
+            found, problems = _scan_folder(given, recursive, out)
+            failures += problems
+            if not found and not problems:
                 hint = "" if recursive else " (subfolders are read with --recursive)"
                 failures.append(Failure(str(given), f"no images found{hint}"))
             candidates = [(path, path.relative_to(given).as_posix()) for path in found]
         else:
             candidates = [(given, given.name)]
         for source, rel in candidates:
-            if source.resolve() in sources:
+            try:
+                info = check_regular_file(source)
+            except ImageLoadError as err:
+                failures.append(Failure(str(source), err.problem))
+                continue
+            identity = (info.st_dev, info.st_ino)
+            if identity in seen:
                 continue
             if rel in owners:
                 failures.append(Failure(str(source), f"output name {rel!r} is already used by {owners[rel]}"))
                 continue
-            sources.add(source.resolve())
+            seen.add(identity)
             owners[rel] = source
-            jobs.append(ImageJob(source, rel))
+            jobs.append(ImageJob(source, rel, identity))
     return jobs, failures
 
 
-def _scan_folder(folder: Path, recursive: bool, out: Path) -> list[Path]:
-    """Image files in ``folder`` (and its subfolders when ``recursive``), sorted."""
-    out = out.resolve()
-    found = []
-    for root, dirs, files in os.walk(folder):
+def _scan_folder(folder: Path, recursive: bool, out: Path) -> tuple[list[Path], list[Failure]]:
+    """Image files in ``folder`` (and its subfolders when ``recursive``), sorted; and the
+    folders that could not be listed."""
+    out_real = Path(os.path.realpath(out))
+    found: list[Path] = []
+    problems: list[Failure] = []
+
+    def unreadable(err: OSError) -> None:
+        problems.append(Failure(str(err.filename or folder), f"cannot read folder ({err.strerror or err})"))
+
+    for root, dirs, files in os.walk(folder, onerror=unreadable):
         dirs[:] = sorted(d for d in dirs if recursive and not d.startswith("."))
         for name in sorted(files):
             path = Path(root) / name
             if name.startswith(".") or path.suffix.lower() not in SCAN_EXTENSIONS:
                 continue
-            if name.endswith(ANNOTATED_SUFFIX) and path.resolve().is_relative_to(out):
+            if name.endswith(ANNOTATED_SUFFIX) and Path(os.path.realpath(path)).is_relative_to(out_real) \
+                    and is_annotated_copy(path):
                 continue
             found.append(path)
-    return found
+    return found, problems
+
+
+def is_annotated_copy(path: Path) -> bool:
+    """True when ``path`` is a regular file holding an annotated copy this tool wrote (a JPEG
+    whose comment segment, before the image data, is :data:`ANNOTATED_MARK`)."""
+    from .imageio import ImageLoadError, jpeg_comments, read_file_head
+
+    try:
+        head = read_file_head(path, 4096)
+    except (ImageLoadError, OSError):
+        return False
+    return ANNOTATED_MARK in jpeg_comments(head)
 
 
 # --------------------------------------------------------------------------------- outputs
 
 
 class OutputWriter:
-    """Writes each image's outputs under OUT, every file atomically.
+    """Writes each image's outputs under OUT.
 
-    ``json``: ``OUT/<rel>.json``; ``txt``: ``OUT/<rel>.txt`` (one line of text per line);
-    ``jsonl``: one record per image in ``OUT/results.jsonl``, rewritten atomically every few
-    seconds and at the end. The annotated copy ``OUT/<rel>.annotated.jpg`` is written before the
-    data, so a record on disk means the image is complete.
+    ``json``: ``OUT/<rel>.json``; ``txt``: ``OUT/<rel>.txt`` (one line of text per line); both
+    written atomically. ``jsonl``: one record per image appended to ``OUT/results.jsonl`` (the
+    page's JSON form with its output ``name`` first, which keys it): a record that cannot be
+    written is taken back off the file, and when a run starts, a torn last line, records that
+    do not parse and the records of the images about to be read again are dropped. The
+    annotated copy ``OUT/<rel>.annotated.jpg`` is written before the data, so a record on disk
+    means the image is complete.
     """
 
     def __init__(self, out: Path, fmt: str, annotate: bool, skip_existing: bool):
         self.out = out
         self.fmt = fmt
         self.annotate = annotate
-        self._records: dict[str, str] = self._existing_records() if fmt == "jsonl" and skip_existing else {}
-        self._last_flush = time.monotonic()
+        self._records, self._clean = self._existing_records() if fmt == "jsonl" else ({}, True)
+        self._jsonl: int | None = None  # file descriptor of results.jsonl while a run appends to it
 
     def _path(self, job: ImageJob, suffix: str) -> Path:
         return self.out / f"{job.rel}{suffix}"
 
-    def _existing_records(self) -> dict[str, str]:
-        """Records of an earlier run's ``results.jsonl`` (lines that do not parse are dropped)."""
+    def _existing_records(self) -> tuple[dict[str, str], bool]:
+        """Records of an earlier run's ``results.jsonl`` by name, and whether every line was a
+        whole record (a torn last line, a line that does not parse or a repeated name are not)."""
+        from .imageio import ImageLoadError, check_regular_file
+
         path = self.out / JSONL_NAME
-        records = {}
-        if path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    records[json.loads(line)["path"]] = line
-                except (ValueError, KeyError, TypeError):
-                    continue
-        return records
+        try:
+            check_regular_file(path)
+            text = path.read_bytes().decode("utf-8", "replace")
+        except (ImageLoadError, OSError):
+            return {}, True
+        records: dict[str, str] = {}
+        lines = text.split("\n")
+        clean = lines[-1] == ""
+        for line in lines[:-1]:
+            try:
+                record = json.loads(line)
+                name = record["name"]
+                if not isinstance(name, str) or name in records:
+                    raise ValueError
+            except (ValueError, KeyError, TypeError):
+                clean = False
+                continue
+            records[name] = line
+        return records, clean
 
     def outputs(self, job: ImageJob) -> list[Path]:
         """The files written for ``job`` (``results.jsonl`` is shared by all jobs)."""
@@ -274,6 +377,30 @@ class OutputWriter:
         if self.fmt == "jsonl":
             return [*paths, self.out / JSONL_NAME]
         return [*paths, self._path(job, f".{self.fmt}")]
+
+    def refusal(self, job: ImageJob, inputs: set[tuple[int, int] | None]) -> str | None:
+        """Why ``job``'s outputs may not be written (``None`` when they may): one would replace a
+        file of the run itself, an input of the run (``inputs``: their identities), a ``.json``
+        holding a JSON object that is not a page result, or an annotated copy that this tool did
+        not write."""
+        for path in self.outputs(job):
+            if path == self.out / JSONL_NAME:
+                continue
+            if path.parent == self.out and path.name in RESERVED_NAMES:
+                return f"its output {path.name} would replace the run's own {path.name}"
+            try:
+                info = os.lstat(path)
+            except OSError:
+                continue
+            if (info.st_dev, info.st_ino) in inputs:
+                return f"its output {path} would replace an input of this run"
+            if not stat.S_ISREG(info.st_mode):
+                continue  # writing fails and is reported then
+            if path.name.endswith(ANNOTATED_SUFFIX) and not is_annotated_copy(path):
+                return f"{path} exists and is not an annotated copy written by scenetext; it is not replaced"
+            if path.suffix == ".json" and _is_foreign_json(path):
+                return f"{path} exists and holds JSON data that is not a scenetext result; it is not replaced"
+        return None
 
     def remove_leftovers(self, jobs: Iterable[ImageJob]) -> int:
         """Delete temporary files that a killed run left beside the outputs of ``jobs``.
@@ -303,16 +430,31 @@ class OutputWriter:
         return removed
 
     def done(self, job: ImageJob) -> bool:
-        """True when the job's outputs exist from an earlier run (for ``skip_existing``)."""
+        """True when the job's outputs exist from an earlier run (for ``skip_existing``): its data
+        (a page result, for ``json`` and ``jsonl``) and, when annotating, its annotated copy."""
+        if self.annotate and not is_annotated_copy(self._path(job, ANNOTATED_SUFFIX)):
+            return False
         if self.fmt == "jsonl":
-            return str(job.source) in self._records
+            return job.rel in self._records
         if self.fmt == "txt":
             return self._path(job, ".txt").is_file()
-        try:
-            json.loads(self._path(job, ".json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return False
-        return True
+        return _is_page_file(self._path(job, ".json"))
+
+    def start(self, todo: Iterable[ImageJob]) -> None:
+        """Get ready to write the outputs of ``todo``: for ``jsonl``, drop their old records (and any
+        torn or unreadable line) from ``results.jsonl`` and open it for appending."""
+        if self.fmt != "jsonl":
+            return
+        from .imageio import atomic_write_text
+
+        again = [job.rel for job in todo if job.rel in self._records]
+        for rel in again:
+            del self._records[rel]
+        path = self.out / JSONL_NAME
+        if again or not self._clean:
+            atomic_write_text(path, "".join(f"{line}\n" for line in self._records.values()))
+            self._clean = True
+        self._jsonl = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
 
     def write_files(self, job: ImageJob, rgb, page: "PageResult") -> None:
         """The annotated copy and the per-image data file (safe to call from worker threads)."""
@@ -320,47 +462,101 @@ class OutputWriter:
         from .render import render
 
         if self.annotate:
-            atomic_save_image(self._path(job, ANNOTATED_SUFFIX), render(rgb, page), quality=90)
+            atomic_save_image(self._path(job, ANNOTATED_SUFFIX), render(rgb, page), quality=90,
+                              comment=ANNOTATED_MARK)
         if self.fmt == "json":
             atomic_write_text(self._path(job, ".json"), page.to_json() + "\n")
         elif self.fmt == "txt":
             atomic_write_text(self._path(job, ".txt"), "".join(f"{line.text}\n" for line in page.lines))
 
     def record(self, job: ImageJob, page: "PageResult") -> None:
-        """Add the page to ``results.jsonl`` (``jsonl`` format; main thread only)."""
-        if self.fmt == "jsonl":
-            self._records[str(job.source)] = page.to_json(indent=None)
-            self.flush(force=False)
+        """Append the page to ``results.jsonl`` (``jsonl`` format; main thread only, after :meth:`start`).
 
-    def flush(self, force: bool = True) -> None:
-        """Rewrite ``results.jsonl`` atomically (unless ``force`` is false and it was done recently)."""
-        from .imageio import atomic_write_text
-
-        if self.fmt != "jsonl" or not (force or time.monotonic() - self._last_flush >= JSONL_FLUSH_SECONDS):
+        Raises:
+            OSError: the record could not be written (it is then taken back off the file).
+        """
+        if self.fmt != "jsonl":
             return
-        atomic_write_text(self.out / JSONL_NAME, "".join(f"{line}\n" for line in self._records.values()))
-        self._last_flush = time.monotonic()
+        if self._jsonl is None:
+            raise OSError(f"{self.out / JSONL_NAME}: not open for writing")
+        line = json.dumps({"name": job.rel, **page.to_dict()}, ensure_ascii=False)
+        size = os.fstat(self._jsonl).st_size
+        try:
+            _append(self._jsonl, f"{line}\n".encode("utf-8"))
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._jsonl, size)
+            raise
+        self._records[job.rel] = line
+
+    def close(self) -> None:
+        """Flush ``results.jsonl`` to disk and close it (``jsonl`` format)."""
+        if self._jsonl is not None:
+            fd, self._jsonl = self._jsonl, None
+            try:
+                os.fsync(fd)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+
+
+def _append(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to the file descriptor ``fd``."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _is_foreign_json(path: Path) -> bool:
+    """True when ``path`` holds a JSON object that is not a page result of this tool (no
+    ``lines`` and ``version`` keys: someone's data, such as a photo's sidecar file). A file that
+    does not parse, or holds anything else, is a broken output and may be replaced."""
+    try:
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(document, dict) and not {"lines", "version"} <= document.keys()
+
+
+def _is_page_file(path: Path) -> bool:
+    """True when ``path`` is a regular file holding a page result in its JSON form."""
+    from .imageio import ImageLoadError, check_regular_file
+    from .results import SchemaError, validate_result
+
+    try:
+        check_regular_file(path)
+        validate_result(json.loads(path.read_text(encoding="utf-8")))
+    except (ImageLoadError, OSError, ValueError, SchemaError, RecursionError):
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------------- processing
 
 
 def process_images(reader: "Reader | None", jobs: list[ImageJob], writer: OutputWriter, workers: int, fail: _Fail,
-                   done: _Done) -> None:
+                   done: _Done, note: _Note | None = None) -> None:
     """Read ``jobs`` with ``reader`` and write their outputs.
 
     Decoding (ahead of the model) and writing (behind it) run on ``workers`` threads while the
     models run on this one; at most one batch plus ``workers`` images are decoded at a time.
     ``fail(job, reason)`` is called for each image that fails, ``done(job, page)`` for each
-    finished one, in input order.
+    finished one, in input order, and ``note(job, message)`` for a file with several pages
+    (only the first is read).
     """
-    from .reader import load
-
+    note = note or (lambda job, message: None)
+    try:
+        writer.start(jobs)
+    except OSError as err:
+        for job in jobs:
+            fail(job, f"cannot write outputs: {failure_reason(err)}")
+        return
     with ThreadPoolExecutor(workers) as pool:
         writes: deque = deque()
         try:
-            loading = _prefetch(pool, load, jobs, workers)
-            for batch in _batches(loading, fail):
+            loading = _prefetch(pool, _load_job, jobs, workers)
+            for batch in _batches(loading, fail, note):
                 for (job, image), page in _read_batch(reader, batch, fail):
                     writes.append((job, page, pool.submit(writer.write_files, job, image.rgb, page)))
                 while writes and (len(writes) > workers or writes[0][2].done()):
@@ -368,31 +564,44 @@ def process_images(reader: "Reader | None", jobs: list[ImageJob], writer: Output
             while writes:
                 _finish_write(writes.popleft(), writer, fail, done)
         finally:
-            writer.flush()
+            writer.close()
 
 
-def _prefetch(pool: ThreadPoolExecutor, load: Callable[[Path], "LoadedImage"], jobs: list[ImageJob],
+def _load_job(job: ImageJob) -> _Decoded:
+    """Decode a job's image, timing it (as :func:`scenetext.reader.load` does), and count its pages."""
+    from .imageio import decode_image
+    from .reader import LoadedImage
+
+    start = time.perf_counter()
+    decoded = decode_image(job.source)
+    return _Decoded(LoadedImage(decoded.rgb, str(job.source), (time.perf_counter() - start) * 1000.0),
+                    decoded.pages)
+
+
+def _prefetch(pool: ThreadPoolExecutor, load: Callable[[ImageJob], _Decoded], jobs: list[ImageJob],
               depth: int) -> Iterator[tuple[ImageJob, Future]]:
     """Yield ``(job, future of the decoded image)``, keeping ``depth`` decodes running ahead."""
     pending: deque = deque()
     for job in jobs:
-        pending.append((job, pool.submit(load, job.source)))
+        pending.append((job, pool.submit(load, job)))
         if len(pending) > depth:
             yield pending.popleft()
     yield from pending
 
 
-def _batches(loading: Iterable[tuple[ImageJob, Future]], fail: _Fail) -> Iterator[list[_Loaded]]:
+def _batches(loading: Iterable[tuple[ImageJob, Future]], fail: _Fail, note: _Note) -> Iterator[list[_Loaded]]:
     """Group decoded images into batches of at most BATCH_IMAGES images or BATCH_PIXELS pixels."""
     batch, pixels = [], 0
     for job, future in loading:
         try:
-            image = future.result()
+            decoded = future.result()
         except Exception as err:  # noqa: BLE001 - one bad file must not stop the run
-            fail(job, _reason(err))
+            fail(job, failure_reason(err))
             continue
-        batch.append((job, image))
-        pixels += image.rgb.shape[0] * image.rgb.shape[1]
+        if decoded.pages > 1:
+            note(job, f"has {decoded.pages} pages: only page 1 is read")
+        batch.append((job, decoded.image))
+        pixels += decoded.image.rgb.shape[0] * decoded.image.rgb.shape[1]
         if len(batch) >= BATCH_IMAGES or pixels >= BATCH_PIXELS:
             yield batch
             batch, pixels = [], 0
@@ -400,16 +609,29 @@ def _batches(loading: Iterable[tuple[ImageJob, Future]], fail: _Fail) -> Iterato
         yield batch
 
 
-def _read_batch(reader: "Reader", batch: list[_Loaded], fail: _Fail) -> list[tuple[_Loaded, "PageResult"]]:
-    """``[((job, image), page)]`` for a batch; if the batch fails, its images are retried one by
-    one so that only the image at fault is reported."""
+def read_isolated(reader: "Reader", images: list["LoadedImage"]) -> list["PageResult | Exception"]:
+    """Read decoded images in one batch; if the batch fails, its images are retried one by one
+    (halves first), so only an image at fault gets its exception in place of its page."""
+    if not images:
+        return []
     try:
-        return list(zip(batch, reader.read_loaded([image for _, image in batch])))
-    except Exception as err:  # noqa: BLE001 - one bad file must not stop the run
-        if len(batch) == 1:
-            fail(batch[0][0], f"processing failed: {_reason(err)}")
-            return []
-    return [item for single in batch for item in _read_batch(reader, [single], fail)]
+        return list(reader.read_loaded(images))
+    except Exception as err:  # noqa: BLE001 - one bad image must not sink its batch
+        if len(images) == 1:
+            return [err]
+    middle = len(images) // 2
+    return read_isolated(reader, images[:middle]) + read_isolated(reader, images[middle:])
+
+
+def _read_batch(reader: "Reader", batch: list[_Loaded], fail: _Fail) -> list[tuple[_Loaded, "PageResult"]]:
+    """``[((job, image), page)]`` for a batch; an image the models fail on alone is reported."""
+    kept = []
+    for item, outcome in zip(batch, read_isolated(reader, [image for _, image in batch])):
+        if isinstance(outcome, Exception):
+            fail(item[0], f"processing failed: {failure_reason(outcome)}")
+        else:
+            kept.append((item, outcome))
+    return kept
 
 
 def _finish_write(entry: tuple[ImageJob, "PageResult", Future], writer: OutputWriter, fail: _Fail,
@@ -418,17 +640,20 @@ def _finish_write(entry: tuple[ImageJob, "PageResult", Future], writer: OutputWr
     job, page, future = entry
     try:
         future.result()
+        writer.record(job, page)
     except Exception as err:  # noqa: BLE001 - e.g. disk full: report it and go on
-        fail(job, f"cannot write outputs: {_reason(err)}")
+        fail(job, f"cannot write outputs: {failure_reason(err)}")
         return
-    writer.record(job, page)
     done(job, page)
 
 
-def _reason(err: BaseException) -> str:
+def failure_reason(err: BaseException) -> str:
     """One-line reason for a failure."""
     from .imageio import ImageLoadError
 
     if isinstance(err, ImageLoadError):
         return err.problem
+    if isinstance(err, OSError) and err.strerror:
+        return f"{err.strerror}" + (f": {err.filename}" if err.filename else "")
     return f"{type(err).__name__}: {err}".splitlines()[0]
+

@@ -51,6 +51,7 @@ from .results import Line, PageResult, Word
 
 if TYPE_CHECKING:
     from .detection.predictor import Detector
+    from .results import Failure
     from .recognition.decode import Decoded, Lexicon
     from .recognition.predictor import Recognizer
 
@@ -102,17 +103,23 @@ class Reader:
             their first word box's start to their last one's end (a line's own box may reach
             above and below its words: ``Detector(line_margin=)``).
         lexicon: a word list (a :class:`~scenetext.recognition.decode.Lexicon`, a file path or a
-            list of words) for constrained decoding; only when the recogniser is loaded here.
+            list of words) for constrained decoding; only when the recogniser is loaded here. A
+            file is read when the Reader is made: one that is not a UTF-8 text file or holds no
+            words is refused.
         max_side: cap on the long side of the image the detector sees (default: the
-            detector's own); only when the detector is loaded here.
+            detector's own; at least 64); only when the detector is loaded here.
         zoom: a short side (e.g. 1400) at which the detector looks again where it saw weak signs
             of text (:class:`~scenetext.detection.predictor.Zoom`): more small text found, about
-            a quarter to a third more detection time; only when the detector is loaded here.
+            a quarter to a third more detection time (at least 64); only when the detector is
+            loaded here.
         detector_weights, recognizer_weights: model files to load instead of the shipped ones.
         max_aspect: crops wider than this many heights are split (see :mod:`scenetext.crop`).
         bound_memory: keep the process's memory flat over many photos by fixing the C
             allocator's mmap threshold (a process-wide setting, see :mod:`scenetext.memory`);
             pass False to leave the allocator alone.
+
+    Values out of range (``min_confidence`` outside 0-1 or NaN, ``max_side`` or ``zoom`` below 64)
+    raise ``ValueError`` with the message ``scenetext run`` gives for them.
     """
 
     def __init__(self, detector: "Detector | None" = None, recognizer: "Recognizer | None" = None,
@@ -129,6 +136,18 @@ class Reader:
             raise ValueError("max_side, zoom and detector_weights apply only when the Reader loads the detector")
         if recognizer is not None and (lexicon is not None or recognizer_weights is not None):
             raise ValueError("lexicon and recognizer_weights apply only when the Reader loads the recognizer")
+        from .options import check_confidence, check_side
+
+        for option, check, value in (("min_confidence", check_confidence, min_confidence),
+                                     ("max_side", check_side, max_side), ("zoom", check_side, zoom)):
+            try:
+                check(value)
+            except ValueError as err:
+                raise ValueError(f"{option} {err}") from None
+        if lexicon is not None:
+            lexicon = _as_lexicon(lexicon)  # a file is read now: a bad one is refused here, naming it
+            if not lexicon.words:
+                raise ValueError("lexicon holds no words")
         self.min_confidence = float(min_confidence)
         self.level = level
         self.read_by_word = bool(read_by_word)
@@ -191,18 +210,51 @@ class Reader:
         """
         return self.read_loaded([load(image)])[0]
 
-    def read_many(self, images: Iterable[ImageSource], batch_images: int = 8) -> Iterator[PageResult]:
+    def read_many(self, images: Iterable[ImageSource], batch_images: int = 8,
+                  on_error: str = "raise") -> Iterator["PageResult | Failure"]:
         """Read many images, ``batch_images`` at a time with one recogniser call per batch.
 
-        Results come in input order. An image that cannot be decoded raises
-        :class:`~scenetext.imageio.ImageLoadError` when its turn comes (the command line
-        catches these per file).
+        Results come in input order, one per good image, whatever fails beside them. An image
+        that cannot be read (it cannot be decoded, or the models fail on it alone) is handled
+        by ``on_error``:
+
+        * ``"raise"`` (default): every result before it is yielded, then its error is raised
+          (:class:`~scenetext.imageio.ImageLoadError` for an image that cannot be decoded).
+          Like any generator that raises, the iteration then ends: to go on past bad images,
+          use ``"skip"`` or ``"return"``.
+        * ``"skip"``: it is left out; the iteration goes on.
+        * ``"return"``: a :class:`~scenetext.results.Failure` (its ``path``, a one-line
+          ``reason`` and the ``error``) is yielded in its place; the iteration goes on.
         """
+        from .batch import failure_reason, read_isolated
+        from .imageio import ImageLoadError
+        from .results import Failure
+
+        if on_error not in ("raise", "skip", "return"):
+            raise ValueError(f"on_error must be 'raise', 'skip' or 'return', got {on_error!r}")
         if batch_images < 1:
             raise ValueError("batch_images must be at least 1")
         iterator = iter(images)
         while batch := list(itertools.islice(iterator, batch_images)):
-            yield from self.read_loaded([load(source) for source in batch])
+            outcomes: list[LoadedImage | Exception] = []
+            for source in batch:
+                try:
+                    outcomes.append(load(source))
+                except Exception as err:  # noqa: BLE001 - handled per image by on_error
+                    outcomes.append(err)
+            pages = iter(read_isolated(self, [o for o in outcomes if isinstance(o, LoadedImage)]))
+            for source, outcome in zip(batch, outcomes):
+                result = next(pages) if isinstance(outcome, LoadedImage) else outcome
+                if not isinstance(result, Exception):
+                    yield result
+                elif on_error == "raise":
+                    raise result
+                elif on_error == "return":
+                    name = getattr(result, "source", None) or (
+                        os.fspath(source) if isinstance(source, (str, os.PathLike)) else f"<{type(source).__name__}>")
+                    reason = failure_reason(result)
+                    yield Failure(name, reason if isinstance(result, ImageLoadError) else f"processing failed: {reason}",
+                                  result)
 
     def read_loaded(self, images: Sequence[LoadedImage]) -> list[PageResult]:
         """Read already decoded images, recognising all their lines in one recogniser call.

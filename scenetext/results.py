@@ -18,7 +18,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Iterable, Sequence
 
-__all__ = ["Line", "PageResult", "SchemaError", "Word", "load_schema", "validate_result"]
+__all__ = ["Failure", "Line", "PageResult", "SchemaError", "Word", "load_schema", "validate_result"]
 
 TIMING_KEYS = ("decode", "detect", "recognize", "total")
 MODEL_KEYS = ("detector", "recognizer")
@@ -140,6 +140,24 @@ class PageResult:
             models=dict(d["models"]),
             version=d["version"],
         )
+
+
+@dataclass
+class Failure:
+    """An input that could not be read, and why.
+
+    Attributes:
+        path: the input path as given, or ``"<bytes>"``, ``"<array>"``, ... for in-memory images.
+        reason: one line saying what is wrong (the path is not repeated in it).
+        error: the exception behind it, when there was one (not part of the JSON form).
+    """
+
+    path: str
+    reason: str
+    error: BaseException | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "reason": self.reason}
 
 
 # --------------------------------------------------------------------------- schema

@@ -111,8 +111,31 @@ class Lexicon:
 
     @classmethod
     def from_file(cls, path: str | Path, **kwargs) -> "Lexicon":
-        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
-        return cls([ln.strip() for ln in lines if ln.strip()], **kwargs)
+        """The words of a UTF-8 text file, one per line (blank lines skipped).
+
+        Raises:
+            ValueError: naming the file, when it is not a regular file (a FIFO is not opened),
+                cannot be read, is not UTF-8 text or holds no words.
+        """
+        from ..imageio import ImageLoadError, check_regular_file
+
+        try:
+            check_regular_file(path)
+            data = Path(path).read_bytes()
+        except ImageLoadError as err:
+            raise ValueError(f"lexicon {err}") from None
+        except OSError as err:
+            raise ValueError(f"lexicon {path}: cannot read file ({err.strerror or err})") from None
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"lexicon {path}: not a UTF-8 text file (bad byte at offset {err.start})") from None
+        if "\0" in text:
+            raise ValueError(f"lexicon {path}: not a text file (it holds NUL bytes)")
+        words = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        if not words:
+            raise ValueError(f"lexicon {path}: holds no words (the file is empty or blank)")
+        return cls(words, **kwargs)
 
     def candidates(self, greedy_text: str) -> list[str]:
         from ..evaluation.text import edit_distance
