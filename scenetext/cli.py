@@ -24,6 +24,7 @@ import click
 
 from . import __version__
 from .batch import FORMATS
+from .text import printable
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -42,6 +43,29 @@ def make_reader(weights_det=None, weights_rec=None, max_side=None, min_confidenc
                   min_confidence=min_confidence, lexicon=lexicon, level=level, zoom=zoom)
 
 
+def _checked(kind: str):
+    """A click callback refusing what the API refuses, with the API's message (see
+    :mod:`scenetext.options`); ``lexicon``: a word-list file that cannot be used."""
+
+    def callback(ctx, param, value):
+        from . import options
+
+        if value is None:
+            return value
+        try:
+            if kind == "lexicon":
+                from .recognition.decode import Lexicon
+
+                Lexicon.from_file(value)
+            else:
+                options.check_confidence(value) if kind == "confidence" else options.check_side(value)
+        except ValueError as err:
+            raise click.BadParameter(printable(str(err))) from None
+        return value
+
+    return callback
+
+
 ZOOM_HELP = ("also look again at this short side (e.g. 1400) where the detector saw weak signs of text: finds "
              "more small text, at a quarter to a third more detection time")
 
@@ -56,11 +80,11 @@ ZOOM_HELP = ("also look again at this short side (e.g. 1400) where the detector 
 @click.option("--no-annotate", is_flag=True, help="do not write OUT/<name>.annotated.jpg")
 @click.option("--level", type=click.Choice(["line", "word"]), default="line", show_default=True,
               help="detect text lines (their word boxes read one by one) or words")
-@click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.3, show_default=True,
-              help="drop word boxes (and lines left empty) read with a lower confidence")
-@click.option("--max-side", type=click.IntRange(min=64), help="cap on the long side the detector sees")
-@click.option("--zoom", type=click.IntRange(min=64), help=ZOOM_HELP)
-@click.option("--lexicon", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--min-confidence", type=float, default=0.3, show_default=True, callback=_checked("confidence"),
+              help="drop word boxes (and lines left empty) read with a lower confidence (0-1)")
+@click.option("--max-side", type=int, callback=_checked("side"), help="cap on the long side the detector sees")
+@click.option("--zoom", type=int, callback=_checked("side"), help=ZOOM_HELP)
+@click.option("--lexicon", type=click.Path(exists=True, dir_okay=False, path_type=Path), callback=_checked("lexicon"),
               help="word list (one per line) to constrain reading to")
 @click.option("--skip-existing", is_flag=True, help="skip images whose outputs exist (resume a run)")
 @click.option("-j", "--jobs", "workers", type=click.IntRange(min=1), default=2, show_default=True,
@@ -105,7 +129,11 @@ def run(inputs, out, recursive, fmt, no_annotate, level, min_confidence, max_sid
     pages = []
 
     def report(failure) -> None:
-        console.print(f"error: {failure.path}: {failure.reason}", markup=False, soft_wrap=True)
+        console.print(f"error: {printable(failure.path)}: {printable(failure.reason)}", markup=False, soft_wrap=True)
+
+    def notice(note) -> None:
+        if not quiet:
+            console.print(f"warning: {printable(note.path)}: {printable(note.message)}", markup=False, soft_wrap=True)
 
     for failure in batch.failures:
         report(failure)
@@ -121,8 +149,8 @@ def run(inputs, out, recursive, fmt, no_annotate, level, min_confidence, max_sid
                 pages.append(page)
             advance()
 
-        summary = batch.run(reader, workers, on_failure=failed, on_page=finished,
-                            on_report_error=lambda reason: console.print(f"warning: {reason}", markup=False,
+        summary = batch.run(reader, workers, on_failure=failed, on_page=finished, on_notice=notice,
+                            on_report_error=lambda reason: console.print(f"warning: {printable(reason)}", markup=False,
                                                                          soft_wrap=True))
     if not quiet:
         _print_outcome(pages, batch.jobs, summary, out)
@@ -130,12 +158,17 @@ def run(inputs, out, recursive, fmt, no_annotate, level, min_confidence, max_sid
 
 
 def _load_reader(weights_det, weights_rec, max_side, min_confidence, lexicon, level, zoom=None):
-    """The reader with its models loaded, or a clear error before any image is touched."""
+    """The reader with its models loaded, or a clear error before any image is touched: a usage
+    error (exit 2) for options the Reader refuses, exit 1 for models that cannot be loaded."""
     try:
-        return make_reader(weights_det=weights_det, weights_rec=weights_rec, max_side=max_side,
-                           min_confidence=min_confidence, lexicon=lexicon, level=level, zoom=zoom).load_models()
+        reader = make_reader(weights_det=weights_det, weights_rec=weights_rec, max_side=max_side,
+                             min_confidence=min_confidence, lexicon=lexicon, level=level, zoom=zoom)
+    except ValueError as err:  # an option the Reader refuses: a usage error, as click's own
+        raise click.UsageError(printable(str(err))) from None
+    try:
+        return reader.load_models()
     except (OSError, ValueError) as err:
-        raise click.ClickException(f"cannot load the models: {err}") from None
+        raise click.ClickException(f"cannot load the models: {printable(str(err))}") from None
 
 
 @contextlib.contextmanager
@@ -167,19 +200,21 @@ def _print_outcome(pages, jobs, summary, out: Path) -> None:
     stdout = Console(highlight=False)
     if len(jobs) == 1 and pages:
         lines = pages[0].lines
-        stdout.print(f"{jobs[0].source}: {len(lines) or 'no'} line{'' if len(lines) == 1 else 's'} of text",
+        stdout.print(f"{printable(str(jobs[0].source))}: {len(lines) or 'no'} line{'' if len(lines) == 1 else 's'} "
+                     "of text",
                      markup=False, soft_wrap=True)
         if lines:
             table = Table("#", "text", "confidence")
             for i, line in enumerate(lines, 1):
-                table.add_row(str(i), escape(line.text), f"{line.confidence:.2f}")
+                table.add_row(str(i), escape(printable(line.text)), f"{line.confidence:.2f}")
             stdout.print(table)
     elif len(jobs) == 1 and summary.skipped:
-        stdout.print(f"{jobs[0].source}: skipped, its outputs exist", markup=False, soft_wrap=True)
+        stdout.print(f"{printable(str(jobs[0].source))}: skipped, its outputs exist", markup=False, soft_wrap=True)
     if len(jobs) > 1:
         stdout.print(f"{summary.processed} images read, {summary.lines} lines, {summary.failed} failed, "
                      f"{summary.skipped} skipped; {summary.images_per_second:.2f} images/s", markup=False)
-    stdout.print(f"outputs in {out}/" + (f" (report: {out}/report.html)" if (out / "report.html").is_file() else ""),
+    shown = printable(str(out))
+    stdout.print(f"outputs in {shown}/" + (f" (report: {shown}/report.html)" if (out / "report.html").is_file() else ""),
                  markup=False, soft_wrap=True)
 
 
