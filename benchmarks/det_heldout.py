@@ -25,6 +25,7 @@ scores beside them.
     python benchmarks/det_heldout.py --weights runs/det/last.pt --score-threshold 0.5 --scale 900
     python benchmarks/det_heldout.py --zoom 1400                  # a closer look for small text
     python benchmarks/det_heldout.py --scale 900 1400 --max-side 2700   # two whole-image scales
+    python benchmarks/det_heldout.py --line-builder oriented      # lines at any angle (detection/oriented.py)
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import torch
 
 from scenetext.data.formats import DetSample, read_det_set, read_rec_set
 from scenetext.detection.evaluate import evaluate_samples
-from scenetext.detection.predictor import Detector, Zoom, word_split_from
+from scenetext.detection.predictor import LINE_BUILDERS, Detector, Zoom, word_split_from
 from scenetext.detection.splitter import WordSplitter
 from scenetext.detection.train import paste_holdout_set, rendered_set
 from scenetext.training import split_holdout
@@ -67,6 +68,7 @@ def main() -> None:
     ap.add_argument("--zoom-threshold", type=float, default=Zoom.threshold)
     ap.add_argument("--zoom-margin", type=int, default=Zoom.margin)
     ap.add_argument("--line-margin", type=float, help="line boxes grown by this share of their height above and below")
+    ap.add_argument("--line-builder", choices=sorted(LINE_BUILDERS), help="how proposals become lines")
     ap.add_argument("--cache", default="runs", help="folder for the generated held-out scenes")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -89,7 +91,7 @@ def main() -> None:
     options = {"score_threshold": args.score_threshold, "line_min_score": args.line_min_score,
                "scales": tuple(args.scale) if args.scale else None, "max_side": args.max_side,
                "zoom": Zoom(args.zoom, args.zoom_threshold, args.zoom_margin) if args.zoom else None,
-               "line_margin": args.line_margin}
+               "line_margin": args.line_margin, "line_builder": args.line_builder}
     det = Detector.load(args.weights, word_split=splitter, **{k: v for k, v in options.items() if v is not None})
 
     iou = evaluate_samples(det, photos, "iou", "word")

@@ -101,7 +101,8 @@ def load(path: str | Path, kind: str | None = None) -> dict:
 
 
 #: Settings a model file of each kind may carry (``meta["settings"]``) for its predictor.
-SETTINGS = {"ctpn": {"score_threshold", "line_min_score", "scales", "max_side", "zoom", "line_margin"}}
+SETTINGS = {"ctpn": {"score_threshold", "line_min_score", "scales", "max_side", "zoom", "line_margin",
+                  "line_builder"}}
 
 
 class UnknownSettingError(ValueError):

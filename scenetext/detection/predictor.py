@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -16,6 +17,7 @@ from ..shipped import model_path, models_dir
 from .anchors import STRIDE
 from ..evaluation.iou import inside_fractions, polygons
 from .lines import Grouped, LineConfig, connect_grouped, grow_vertically
+from .oriented import connect_oriented, grow_across
 from .model import CTPN, CTPNConfig, normalize
 from .proposals import Proposals, decode_proposals, slice_nms, text_probability
 from .splitter import WordSplitter
@@ -53,7 +55,22 @@ DEFAULT_MAX_SIDE = 1280
 
 #: How each setting a model file may carry (``checkpoint.SETTINGS["ctpn"]``) becomes an argument.
 _SETTING_TYPES = {"score_threshold": float, "line_min_score": float, "scales": lambda v: tuple(int(s) for s in v),
-                  "max_side": int, "zoom": lambda v: Zoom(**v) if v else None, "line_margin": float}
+                  "max_side": int, "zoom": lambda v: Zoom(**v) if v else None, "line_margin": float,
+                  "line_builder": str}
+
+
+@dataclass(frozen=True)
+class LineBuilder:
+    """How proposals become lines with their words, and how a line box is grown by a margin."""
+
+    connect: Callable[[Proposals, LineConfig], list[Grouped]]
+    grow: Callable[[np.ndarray, float], np.ndarray]
+
+
+#: ``Detector(line_builder=...)``: ``columns`` (:mod:`.lines`, horizontal and slanted lines) or
+#: ``oriented`` (:mod:`.oriented`, lines at any angle and across wide gaps).
+LINE_BUILDERS = {"columns": LineBuilder(connect_grouped, grow_vertically),
+                 "oriented": LineBuilder(connect_oriented, grow_across)}
 
 
 class Detector:
@@ -73,6 +90,7 @@ class Detector:
         score_threshold: proposals scoring at most this are dropped.
         proposal_nms: IoU threshold of the NMS on proposals.
         lines: line-construction settings.
+        line_builder: a name in :data:`LINE_BUILDERS`.
         line_margin: line boxes (``level="line"``) are returned grown by this share of their
             height above and below; word boxes are not. A line's top and bottom edges are fitted
             through the middle of its proposals' tops and bottoms, so the taller letters and the
@@ -87,8 +105,12 @@ class Detector:
     def __init__(self, model: CTPN, scales: tuple[int, ...] = (DEFAULT_SCALE,), max_side: int = DEFAULT_MAX_SIDE,
                  score_threshold: float = 0.7, proposal_nms: float = 0.3, lines: LineConfig | None = None,
                  name: str = "ctpn", word_split: WordSplitter | InkSplit | None = InkSplit(),
-                 cover_threshold: float = 0.5, zoom: Zoom | None = None, line_margin: float = 0.0):
+                 cover_threshold: float = 0.5, zoom: Zoom | None = None, line_margin: float = 0.0,
+                 line_builder: str = "columns"):
         self.model = model.eval()
+        if line_builder not in LINE_BUILDERS:
+            raise ValueError(f"line_builder must be one of {', '.join(LINE_BUILDERS)}, got {line_builder!r}")
+        self.line_builder = line_builder
         if line_margin < 0:
             raise ValueError(f"line_margin must be >= 0, got {line_margin}")
         self.line_margin = line_margin
@@ -156,7 +178,7 @@ class Detector:
         original-image pixels."""
         f = np.array([fx, fy], np.float32)
         return [(quad / f, score, [(word / f, word_score) for word, word_score in words])
-                for quad, score, words in connect_grouped(proposals, self.lines)]
+                for quad, score, words in LINE_BUILDERS[self.line_builder].connect(proposals, self.lines)]
 
     def _detect_at(self, rgb: np.ndarray, scale: int, zoom: Zoom | None = None) -> list[Grouped]:
         """Lines with their words at one scale, in original-image pixels; with ``zoom``, also
@@ -206,7 +228,7 @@ class Detector:
             return np.clip(quad, 0, [w, h]).astype(np.float32)
 
         def line_box(quad: np.ndarray) -> np.ndarray:
-            return clip(grow_vertically(quad, self.line_margin))
+            return clip(LINE_BUILDERS[self.line_builder].grow(quad, self.line_margin))
 
         if level == "word":
             pieces = self._cut(rgb, [quad for quad, _, _ in found])
