@@ -48,9 +48,10 @@ fonts:
 bench: install
 	$(BIN)/python benchmarks/bench.py --out BENCHMARKS.md
 
-# 500 photos + 5 broken files: full run, a run killed half-way, then resumed (several minutes)
+# 500 photos + 5 broken files: full run, a run killed half-way, then resumed, in json and jsonl formats (several minutes each)
 check-folder: install
 	$(BIN)/python benchmarks/folder_run.py
+	$(BIN)/python benchmarks/folder_run.py --format jsonl
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

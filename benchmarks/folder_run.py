@@ -9,6 +9,9 @@ pictures, or synthetic scenes without ../shared) with five broken files mixed in
    (timings aside), leave the files written before the kill untouched (nothing processed twice),
    and leave no temporary or half-written file behind.
 
+``--format jsonl`` runs the same checks on ``OUT/results.jsonl``: one record per photo, keyed by
+its name; the records written before the kill are kept as they are and none is written twice.
+
 Prints what it checks and exits non-zero when a check fails.
 """
 
@@ -49,24 +52,44 @@ def make_folder(folder: Path, n: int) -> int:
     return len(photos)
 
 
-def run(folder: Path, out: Path, *extra: str, kill_after: int | None = None) -> tuple[int, float]:
-    """``scenetext run folder -o out``; with ``kill_after``, SIGKILL once that many JSONs exist."""
-    cmd = [sys.executable, "-m", "scenetext.cli", "run", str(folder), "-o", str(out), "--quiet", *extra]
+def records(out: Path, fmt: str) -> dict[str, str]:
+    """The outputs written so far, by name: each ``<name>.json`` file's text, or each whole line of
+    ``results.jsonl`` (a torn last line left out)."""
+    if fmt == "json":
+        return {p.name: p.read_text() for p in out.glob("*.json") if p.name != "summary.json"}
+    path = out / "results.jsonl"
+    lines = path.read_text().split("\n")[:-1] if path.is_file() else []
+    return {json.loads(line)["name"]: line for line in lines}
+
+
+def count_written(out: Path, fmt: str) -> int:
+    """How many photos' data files (or results.jsonl lines) exist so far."""
+    if fmt == "json":
+        return sum(1 for p in out.glob("*.json") if p.name != "summary.json")
+    path = out / "results.jsonl"
+    return path.read_bytes().count(b"\n") if path.is_file() else 0
+
+
+def run(folder: Path, out: Path, *extra: str, fmt: str = "json", kill_after: int | None = None) -> tuple[int, float]:
+    """``scenetext run folder -o out --format fmt``; with ``kill_after``, SIGKILL once that many
+    photos' data are written."""
+    cmd = [sys.executable, "-m", "scenetext.cli", "run", str(folder), "-o", str(out), "--quiet", "--format", fmt,
+           *extra]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     if kill_after is None:
         _, err = proc.communicate()
         sys.stderr.write(err)
         return proc.returncode, time.perf_counter() - start
-    while proc.poll() is None and len(list(out.glob("*.json"))) < kill_after:
+    while proc.poll() is None and count_written(out, fmt) < kill_after:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     return proc.returncode, time.perf_counter() - start
 
 
-def comparable(path: Path) -> dict:
-    page = json.loads(path.read_text())
+def comparable(text: str) -> dict:
+    page = json.loads(text)
     page.pop("timings_ms")
     return page
 
@@ -85,6 +108,8 @@ def same_page(a, b, tol: float = 1e-3) -> bool:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=500, help="good photos in the folder")
+    ap.add_argument("--format", dest="fmt", choices=("json", "jsonl"), default="json",
+                    help="output format of the runs (default json)")
     args = ap.parse_args(argv)
     failed = []
 
@@ -98,39 +123,45 @@ def main(argv=None) -> int:
         folder, full, resumed = tmp / "photos", tmp / "full", tmp / "resumed"
         folder.mkdir()
         good = make_folder(folder, args.n)
-        print(f"folder: {good} photos + {len(BROKEN) + 1} broken files", flush=True)
+        fmt = args.fmt
+        print(f"folder: {good} photos + {len(BROKEN) + 1} broken files; format {fmt}", flush=True)
 
-        code, seconds = run(folder, full)
+        code, seconds = run(folder, full, fmt=fmt)
         summary = json.loads((full / "summary.json").read_text())
         print(f"1. uninterrupted run: exit {code}, {seconds:.0f} s, {summary['processed']} processed, "
               f"{summary['failed']} failed, {summary['images_per_second']} images/s", flush=True)
         check(code == 1, "exit status 1")
-        check(summary["processed"] == good and len(list(full.glob("*.json"))) == good + 1,
-              "every good photo processed (one JSON each, plus summary.json)")
+        check(summary["processed"] == good and count_written(full, fmt) == len(records(full, fmt)) == good,
+              "every good photo processed (one JSON each, or one results.jsonl record each)")
         check(sorted(Path(f["path"]).name for f in summary["failures"]) == sorted([*BROKEN, "truncated.jpg"]),
               "exactly the broken files reported as failures")
 
-        code, seconds = run(folder, resumed, kill_after=good // 2)
+        code, seconds = run(folder, resumed, fmt=fmt, kill_after=good // 2)
         before = {p.name: p.stat().st_mtime_ns for p in resumed.glob("*.json")}
-        print(f"2. second run killed after {seconds:.0f} s: exit {code}, {len(before)} JSON files written", flush=True)
-        check(code == -signal.SIGKILL and 0 < len(before) < good, "killed half-way")
+        before_records = records(resumed, fmt)
+        print(f"2. second run killed after {seconds:.0f} s: exit {code}, {len(before_records)} photos' data written",
+              flush=True)
+        check(code == -signal.SIGKILL and 0 < len(before_records) < good, "killed half-way")
 
-        code, seconds = run(folder, resumed, "--skip-existing")
+        code, seconds = run(folder, resumed, "--skip-existing", fmt=fmt)
         summary = json.loads((resumed / "summary.json").read_text())
         print(f"3. re-run with --skip-existing: exit {code}, {seconds:.0f} s, {summary['processed']} processed, "
               f"{summary['skipped']} skipped, {summary['failed']} failed", flush=True)
         check(code == 1, "exit status 1")
-        check(summary["skipped"] == len(before) and summary["processed"] == good - len(before),
+        check(summary["skipped"] == len(before_records) and summary["processed"] == good - len(before_records),
               "only the photos without output processed")
-        check(all((resumed / name).stat().st_mtime_ns == mtime for name, mtime in before.items()),
-              "files written before the kill left untouched")
-        names = sorted(p.name for p in full.glob("*.json") if p.name != "summary.json")
-        check(names == sorted(p.name for p in resumed.glob("*.json") if p.name != "summary.json")
-              and all(same_page(comparable(full / n), comparable(resumed / n)) for n in names),
-              "same JSON outputs as the uninterrupted run (timings aside)")
+        after = records(resumed, fmt)
+        check(all((resumed / name).stat().st_mtime_ns == mtime for name, mtime in before.items())
+              and all(after.get(name) == text for name, text in before_records.items()),
+              "outputs written before the kill left untouched")
+        check(count_written(resumed, fmt) == len(after), "no photo's data written twice")
+        first = records(full, fmt)
+        check(sorted(first) == sorted(after) and all(same_page(comparable(first[n]), comparable(after[n])) for n in first),
+              "same outputs as the uninterrupted run (timings aside)")
         check(len(list(resumed.glob("*.annotated.jpg"))) == good, "every annotated image present")
-        leftovers = [p.name for p in resumed.iterdir() if p.name.startswith(".")]
-        check(not leftovers, f"no temporary files left ({len(leftovers)} found)")
+        leftovers = [p.name for p in resumed.iterdir() if p.name.startswith(".") and p.name != ".report"]
+        check(not leftovers, f"no temporary files left ({len(leftovers)} found{': ' if leftovers else ''}"
+                             f"{', '.join(leftovers[:3])})")
     print("all checks passed" if not failed else f"{len(failed)} check(s) failed", flush=True)
     return 1 if failed else 0
 

@@ -487,6 +487,8 @@ def read_paddle_det(
             regions = _paddle_regions(json.loads(annotation))
         except ValueError as err:  # json.JSONDecodeError is a ValueError
             raise FormatError(path, lineno, f"bad annotation: {err}") from None
+        except RecursionError:
+            raise FormatError(path, lineno, "bad annotation: nested too deeply") from None
         samples.append(DetSample(image, regions))
     return samples
 
