@@ -36,7 +36,7 @@ def bench_machine(repeats: int = 5) -> dict:
 
 
 def bench_synth_words(n: int = 2000) -> dict:
-    from scenetext.data.render_words import WordRenderer
+    from scenetext.synth.render_words import WordRenderer
 
     r, rng = WordRenderer(), random.Random(0)
     rate = _rate(lambda: r.render(rng), n, warmup=n)
@@ -44,7 +44,7 @@ def bench_synth_words(n: int = 2000) -> dict:
 
 
 def bench_synth_scenes(n: int = 200) -> dict:
-    from scenetext.data.render_scenes import SceneRenderer
+    from scenetext.synth.render_scenes import SceneRenderer
 
     r, rng = SceneRenderer(), random.Random(0)
     rate = _rate(lambda: r.render(rng), n, warmup=n)
@@ -95,7 +95,7 @@ def _photos(n: int) -> list[Path]:
 
     import cv2
 
-    from scenetext.data.datasets import SynthSceneDataset
+    from scenetext.synth.datasets import SynthSceneDataset
 
     folder = Path(tempfile.mkdtemp(prefix="scenetext-bench-"))
     paths = []

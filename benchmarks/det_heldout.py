@@ -41,8 +41,8 @@ from scenetext.data.formats import DetSample, read_det_set, read_rec_set
 from scenetext.detection.evaluate import evaluate_samples
 from scenetext.detection.predictor import LINE_BUILDERS, Detector, Zoom, word_split_from
 from scenetext.detection.splitter import WordSplitter
-from scenetext.detection.train import paste_holdout_set, rendered_set
-from scenetext.training import split_holdout
+from scenetext.train.detector import paste_holdout_set, rendered_set
+from scenetext.train.common import split_holdout
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FONT_SEED = 987_654_321
@@ -50,7 +50,7 @@ PASTE720_SEED = 720_1280
 
 
 def font_holdout_set(folder: Path, n: int = 40) -> list[DetSample]:
-    from scenetext.data.render_scenes import SceneRenderer
+    from scenetext.synth.render_scenes import SceneRenderer
 
     return rendered_set(folder, SceneRenderer, [FONT_SEED + i for i in range(n)])
 

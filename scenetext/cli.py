@@ -295,7 +295,7 @@ def synth_preview(kind, out, n, seed):
     """A contact sheet of synthetic samples (scenes with their word and line boxes drawn)."""
     import cv2
 
-    from .data.preview import scene_sheet, word_sheet
+    from .synth.preview import scene_sheet, word_sheet
 
     sheet = word_sheet(n or 64, seed) if kind == "words" else scene_sheet(n or 8, seed)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -369,8 +369,8 @@ def train():
 def train_rec(out, steps, batch_size, lr, real, real_ratio, val, val_every, val_limit, variant, charset_file, seed,
               workers, threads, checkpoint_minutes, init, teacher, distill, no_resume, stop_at, no_orient_tall):
     """Train the CRNN recogniser on synthetic words mixed with real crops."""
-    from .recognition.train import RecTrainConfig
-    from .recognition.train import train as run
+    from .train.recognizer import RecTrainConfig
+    from .train.recognizer import train as run
 
     run(RecTrainConfig(out=out, steps=steps, batch_size=batch_size, lr=lr, real=list(real), real_ratio=real_ratio,
                        val=list(val), val_every=val_every, val_limit=val_limit, variant=variant,
@@ -513,8 +513,8 @@ def train_det(out, steps, batch_size, lr, real, real_ratio, val, val_every, val_
               threads, checkpoint_minutes, init, no_resume, stop_at, short_side, hard_negatives, paste, paste_ratio,
               paste_margin):
     """Train the CTPN detector on synthetic scenes mixed with real detection sets."""
-    from .detection.train import DetTrainConfig
-    from .detection.train import train as run_training
+    from .train.detector import DetTrainConfig
+    from .train.detector import train as run_training
 
     run_training(DetTrainConfig(
         out=out, steps=steps, batch_size=batch_size, lr=lr, real=list(real), real_ratio=real_ratio, val=list(val),
@@ -552,8 +552,8 @@ def train_det(out, steps, batch_size, lr, real, real_ratio, val, val_every, val_
 def train_split(out, steps, batch_size, lr, words, negatives, paste, paste_scenes, font_scenes, detector, real_ratio,
                 init, variant, val_every, seed, workers, threads, checkpoint_minutes, no_resume, stop_at):
     """Train the word splitter that cuts detected boxes into words (detector level="word")."""
-    from .detection.splitter_train import SplitTrainConfig
-    from .detection.splitter_train import train as run_training
+    from .train.splitter import SplitTrainConfig
+    from .train.splitter import train as run_training
 
     run_training(SplitTrainConfig(
         out=out, steps=steps, batch_size=batch_size, lr=lr, words=list(words), negatives=list(negatives),

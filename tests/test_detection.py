@@ -28,11 +28,11 @@ from scenetext.detection.lines import (
     nms_quads,
     split_words,
 )
-from scenetext.detection.loss import LossConfig, ctpn_loss, hard_negative_loss
+from scenetext.train.det_loss import LossConfig, ctpn_loss, hard_negative_loss
 from scenetext.detection.model import CTPN, MEAN, STD, CTPNConfig, normalize
 from scenetext.detection.predictor import Detector
 from scenetext.detection.proposals import Proposals, decode_proposals, slice_nms
-from scenetext.detection.targets import (
+from scenetext.train.det_targets import (
     IGNORE,
     NEGATIVE,
     POSITIVE,

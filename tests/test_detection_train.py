@@ -11,8 +11,8 @@ import torch
 
 from scenetext import checkpoint
 from scenetext.data.formats import Region
-from scenetext.detection.data import AugmentConfig, DetSampleSource
-from scenetext.detection.train import DetTrainConfig, train
+from scenetext.train.det_data import AugmentConfig, DetSampleSource
+from scenetext.train.detector import DetTrainConfig, train
 
 
 class BarRenderer:
@@ -67,7 +67,7 @@ def test_pasted_crop_scenes_feed_training_and_a_fixed_holdout(tmp_path):
     import cv2
 
     from scenetext.data.formats import RecSample
-    from scenetext.detection.train import paste_holdout_set
+    from scenetext.train.detector import paste_holdout_set
 
     crops = []
     for i in range(4):

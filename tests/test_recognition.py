@@ -156,7 +156,7 @@ def _tiny_real_set(tmp_path):
     import cv2
 
     from scenetext.data.formats import write_rec_set
-    from scenetext.data.render_words import WordRenderer
+    from scenetext.synth.render_words import WordRenderer
 
     folder = tmp_path / "real"
     (folder / "images").mkdir(parents=True)
@@ -176,7 +176,7 @@ def _tiny_real_set(tmp_path):
 
 
 def test_training_skips_bad_samples_and_resumes_exactly(tmp_path):
-    from scenetext.recognition.train import RecTrainConfig, train
+    from scenetext.train.recognizer import RecTrainConfig, train
 
     real = _tiny_real_set(tmp_path)
     common = dict(batch_size=8, bucket=2, real=[str(real)], real_ratio=0.7, holdout=0.0, val=[str(real)],
@@ -246,7 +246,7 @@ def test_training_turns_tall_real_crops_upright_by_label_likelihood(tmp_path):
     import cv2
 
     from scenetext.data.formats import read_rec_set, write_rec_set
-    from scenetext.recognition.data import WordSampleSource
+    from scenetext.train.rec_data import WordSampleSource
     from scenetext.recognition.orientation import label_orientations
 
     folder = tmp_path / "real"

@@ -5,7 +5,7 @@ import torch
 
 from scenetext import checkpoint
 from scenetext.recognition.model import CRNN, CRNNConfig
-from scenetext.recognition.shrink import distill_loss, shrink_into
+from scenetext.train.shrink import distill_loss, shrink_into
 
 
 def _trained_looking(variant="small", seed=0) -> CRNN:
@@ -84,7 +84,7 @@ def test_distill_loss_is_zero_for_the_teacher_and_ignores_padded_frames():
 
 
 def test_training_a_fast_model_from_a_small_one_with_distillation(tmp_path):
-    from scenetext.recognition.train import RecTrainConfig, train
+    from scenetext.train.recognizer import RecTrainConfig, train
 
     small = _trained_looking()
     teacher = tmp_path / "small.pt"

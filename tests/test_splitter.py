@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from scenetext.crop import crop_line, quad_size
-from scenetext.data.render_lines import FRAME, LineSpanRenderer, frame_labels
+from scenetext.synth.render_lines import FRAME, LineSpanRenderer, frame_labels
 from scenetext.detection.model import CTPN, CTPNConfig
 from scenetext.detection.predictor import Detector
 from scenetext.detection.splitter import PAD_X, SplitConfig, WordSplitter, word_runs
-from scenetext.detection.splitter_train import box_labels, collate, frame_loss, prepared
+from scenetext.train.splitter import box_labels, collate, frame_loss, prepared
 from scenetext.recognition.model import CRNN, CRNNConfig
 from scenetext.recognition.preprocess import target_width
 

@@ -9,14 +9,14 @@ import pytest
 from click.testing import CliRunner
 
 from scenetext.cli import main
-from scenetext.data.backgrounds import BackgroundPool
-from scenetext.data.datasets import SynthSceneDataset, SynthWordDataset
-from scenetext.data.fonts import FontPool, default_font, discover_fonts, read_caveats
+from scenetext.synth.backgrounds import BackgroundPool
+from scenetext.synth.datasets import SynthSceneDataset, SynthWordDataset
+from scenetext.synth.fonts import FontPool, default_font, discover_fonts, read_caveats
 from scenetext.data.formats import read_det_set, read_rec_set
-from scenetext.data.render_scenes import SceneRenderer, SceneStyle
-from scenetext.data.render_text import draw_text
-from scenetext.data.render_words import WordRenderer
-from scenetext.data.text_sampler import DEFAULT_WEIGHTS, TextSampler
+from scenetext.synth.render_scenes import SceneRenderer, SceneStyle
+from scenetext.synth.render_text import draw_text
+from scenetext.synth.render_words import WordRenderer
+from scenetext.synth.text_sampler import DEFAULT_WEIGHTS, TextSampler
 from scenetext.recognition.charset import Charset
 
 
@@ -165,7 +165,7 @@ def _word_crops(folder, n=6):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_pasted_crops_lie_inside_their_regions(tmp_path, seed):
-    from scenetext.data.render_pasted import PasteSceneRenderer, PasteStyle
+    from scenetext.synth.render_pasted import PasteSceneRenderer, PasteStyle
 
     style = PasteStyle(size=(320, 240), words=(3, 6), text_height=(16, 32), distractors=0.0, row_prob=0.5)
     renderer = PasteSceneRenderer(_word_crops(tmp_path), backgrounds=FlatBackgrounds(), style=style)
@@ -201,7 +201,7 @@ class ColourPatches(BackgroundPool):
 
 
 def test_pasted_scenes_add_unlabelled_plain_patches(tmp_path):
-    from scenetext.data.render_pasted import PasteSceneRenderer, PasteStyle
+    from scenetext.synth.render_pasted import PasteSceneRenderer, PasteStyle
 
     style = PasteStyle(size=(320, 240), words=(2, 3), text_height=(12, 20), distractors=2.0)
     renderer = PasteSceneRenderer(_word_crops(tmp_path), backgrounds=ColourPatches(), style=style)
@@ -216,7 +216,7 @@ def test_pasted_scenes_add_unlabelled_plain_patches(tmp_path):
 
 
 def test_seamless_pasting_fades_a_margin_of_edge_pixels_round_the_labelled_crop(tmp_path):
-    from scenetext.data.render_pasted import PasteSceneRenderer, PasteStyle
+    from scenetext.synth.render_pasted import PasteSceneRenderer, PasteStyle
 
     crops = _word_crops(tmp_path)
     style = PasteStyle(size=(320, 240), words=(2, 3), text_height=(20, 24), distractors=0.0, row_prob=0.0,

@@ -11,7 +11,7 @@ as well. A box in which no word survives is background the detector mistook for 
 dropped (``drop_empty``).
 
 It uses no recogniser and no language: it is trained on synthetic lines
-(:mod:`scenetext.data.render_lines`) and on the detector's own boxes on the training photos and
+(:mod:`scenetext.synth.render_lines`) and on the detector's own boxes on the training photos and
 scenes, labelled from their ground-truth words (:mod:`.splitter_train`).
 """
 
@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from ..crop import LineCrop, crop_line, quad_size
-from ..data.render_lines import FRAME
 from ..recognition.model import CRNN
 from ..recognition.predictor import Recognizer
+from ..recognition.preprocess import FRAME_STRIDE
 from ..shipped import model_path, models_dir
 from .words import true_runs
 
@@ -67,7 +67,7 @@ class SplitConfig:
 
 
 def word_runs(prob: np.ndarray, height: float, cfg: SplitConfig = SplitConfig(),
-              frame: int = FRAME) -> list[tuple[int, int]]:
+              frame: int = FRAME_STRIDE) -> list[tuple[int, int]]:
     """Column ranges ``[start, end)`` of the words in a crop ``height`` px high from its per-frame
     word probabilities ``prob`` (``frame`` columns each), left to right."""
     starts, ends = true_runs(np.asarray(prob) >= cfg.threshold)
@@ -134,7 +134,7 @@ class WordSplitter:
         probs = self.word_probs([c.image for c in crops])
         for crop, prob, i in zip(crops, probs, where):
             # The network's frames cover the crop resized to a width that is a multiple of 4.
-            fx = crop.image.shape[1] / max(len(prob) * FRAME, 1)
+            fx = crop.image.shape[1] / max(len(prob) * FRAME_STRIDE, 1)
             runs = word_runs(prob, float(crop.image.shape[0]), self.config)
             if not runs:
                 out[i] = [] if self.config.drop_empty else [np.asarray(quads[i], np.float32)]

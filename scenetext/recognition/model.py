@@ -1,6 +1,7 @@
 """CRNN: convolutional features -> two BiLSTM layers -> per-frame class scores, trained with CTC.
 
-The conv stack takes a crop of height 32 and any width W (a multiple of 4) to W/4 frames.
+The conv stack takes a crop of height 32 and any width W (a multiple of ``FRAME_STRIDE`` = 4,
+:mod:`.preprocess`) to W / FRAME_STRIDE frames.
 Batches are right-padded; the true widths are passed in, every conv block's output is masked
 beyond the valid width and the LSTMs run on packed sequences, so a crop gives the same result
 alone or in a padded batch.
@@ -15,6 +16,7 @@ from torch import nn
 
 from ..nn import ConvBN, padded_bilstm
 from .charset import DEFAULT_CHARS, Charset
+from .preprocess import FRAME_STRIDE
 
 # Conv stack per variant: (out_channels, pool) per block; pool is None, (2, 2) or (2, 1).
 # The "small" variant's first conv has stride 2 instead of a pool after it: on a CPU the
@@ -107,7 +109,7 @@ class CRNN(nn.Module):
 
     def frames(self, widths: torch.Tensor) -> torch.Tensor:
         """Number of output frames for input widths (pixels)."""
-        return torch.div(widths, 4, rounding_mode="floor").clamp(min=1)
+        return torch.div(widths, FRAME_STRIDE, rounding_mode="floor").clamp(min=1)
 
     def forward(self, x: torch.Tensor, widths: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, C, 32, W) in [-1, 1]; widths: (B,) valid widths. Returns log-probs (T, B, classes)."""

@@ -1,4 +1,5 @@
-"""Crop -> model input: gray, height 32, aspect kept, width a multiple of 4; batching with padding."""
+"""Crop -> model input: gray, height 32, aspect kept, width a multiple of the frame stride;
+batching with padding."""
 
 from __future__ import annotations
 
@@ -7,13 +8,17 @@ import numpy as np
 
 HEIGHT = 32
 MIN_WIDTH = 8
+#: Input columns per output frame of every CRNN variant at height 32 (its width stride): a crop
+#: W columns wide gives W // FRAME_STRIDE frames, the most characters CTC can read from it.
+FRAME_STRIDE = 4
 
 
 def target_width(w: int, h: int, height: int = HEIGHT, max_width: int | None = None) -> int:
-    """Width after scaling to `height` with the aspect kept, rounded to a multiple of 4."""
-    tw = max(MIN_WIDTH, int(round(w * height / max(h, 1) / 4.0)) * 4)
+    """Width after scaling to `height` with the aspect kept, rounded to a multiple of
+    :data:`FRAME_STRIDE`."""
+    tw = max(MIN_WIDTH, int(round(w * height / max(h, 1) / FRAME_STRIDE)) * FRAME_STRIDE)
     if max_width is not None:
-        tw = min(tw, max(MIN_WIDTH, max_width // 4 * 4))
+        tw = min(tw, max(MIN_WIDTH, max_width // FRAME_STRIDE * FRAME_STRIDE))
     return tw
 
 

@@ -13,12 +13,12 @@ import random
 import cv2
 import numpy as np
 
-from ..data.datasets import LazyRenderer, word_renderer
-from ..data.render_text import degrade, homography
-from ..training import sample_rng
-from .charset import Charset
-from .orientation import rotate
-from .preprocess import min_frames, pad_batch, prepare_crop
+from ..synth.datasets import LazyRenderer, word_renderer
+from ..synth.render_text import degrade, homography
+from .common import sample_rng
+from ..recognition.charset import Charset
+from ..recognition.orientation import rotate
+from ..recognition.preprocess import FRAME_STRIDE, min_frames, pad_batch, prepare_crop
 
 MAX_TRAIN_WIDTH = 512
 
@@ -26,7 +26,7 @@ MAX_TRAIN_WIDTH = 512
 def augment_real(rng: random.Random, img: np.ndarray) -> np.ndarray:
     """Capture-like degradations of a real crop: perspective and rotation, a curved baseline,
     loose and tight crops, partial occlusion, inversion, then blur, low resolution, noise and
-    JPEG (:func:`~scenetext.data.render_text.degrade`)."""
+    JPEG (:func:`~scenetext.synth.render_text.degrade`)."""
     h, w = img.shape[:2]
     if rng.random() < 0.5:
         rot = 8.0 if rng.random() < 0.3 else 3.0
@@ -116,7 +116,7 @@ class WordSampleSource:
             return "characters outside the charset" if text else "empty label"
         arr = prepare_crop(img, max_width=MAX_TRAIN_WIDTH)
         ids = self.charset.encode(text)
-        if arr.shape[1] // 4 < min_frames(ids):
+        if arr.shape[1] // FRAME_STRIDE < min_frames(ids):
             return "label too long for the crop"
         return arr, ids
 

@@ -18,13 +18,13 @@ import cv2
 import numpy as np
 import torch
 
-from ..data.datasets import LazyRenderer, pasted_scene_renderer, scene_renderer
+from ..synth.datasets import LazyRenderer, pasted_scene_renderer, scene_renderer
 from ..data.formats import DetSample, RecSample, Region
 from ..imageio import load_image
-from ..training import sample_rng
-from .anchors import ANCHOR_HEIGHTS
-from .model import MEAN
-from .targets import TargetConfig, Targets, build_targets
+from .common import sample_rng
+from ..detection.anchors import ANCHOR_HEIGHTS
+from ..detection.model import MEAN
+from .det_targets import TargetConfig, Targets, build_targets
 
 PAD_COLOR = tuple(round(255 * m) for m in MEAN)  # normalises to ~0, like the model's own padding
 
@@ -85,8 +85,8 @@ class DetSampleSource:
     Real photos use the regions of their set as stored (``###`` regions are ignored).
 
     With ``paste_crops`` (real word crops), a ``paste_ratio`` share of the synthetic samples are
-    scenes of those crops pasted into background photos (:mod:`scenetext.data.render_pasted`),
-    drawn in ``paste_style`` (a :class:`~scenetext.data.render_pasted.PasteStyle`; default: its
+    scenes of those crops pasted into background photos (:mod:`scenetext.synth.render_pasted`),
+    drawn in ``paste_style`` (a :class:`~scenetext.synth.render_pasted.PasteStyle`; default: its
     defaults).
     """
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from .. import checkpoint
 from ..data.formats import read_rec_set
 from ..nn import count_parameters, fold_batchnorm
-from ..training import (
+from .common import (
     CheckpointPolicy,
     StepSampler,
     StopSignal,
@@ -30,11 +30,11 @@ from ..training import (
     training_checkpoint,
     worker_init,
 )
-from .charset import Charset
-from .data import BucketCollate, WordDataset, WordSampleSource
-from .evaluate import evaluate_crops
-from .model import CRNN, CRNNConfig
-from .predictor import Recognizer
+from ..recognition.charset import Charset
+from .rec_data import BucketCollate, WordDataset, WordSampleSource
+from ..recognition.evaluate import evaluate_crops
+from ..recognition.model import CRNN, CRNNConfig
+from ..recognition.predictor import Recognizer
 from .shrink import distill_loss, shrink_into
 
 
@@ -92,7 +92,7 @@ def _load_val_sets(cfg: RecTrainConfig, holdout_samples) -> dict[str, tuple]:
         imgs = [cv2.cvtColor(cv2.imread(str(s.image)), cv2.COLOR_BGR2RGB) for s in holdout_samples]
         sets["holdout"] = (imgs, [s.text for s in holdout_samples])
     for folder in cfg.val:
-        from .evaluate import load_crops
+        from ..recognition.evaluate import load_crops
 
         images, texts, _ = load_crops(folder, cfg.val_limit)
         sets[Path(folder).name] = (images, texts)
@@ -201,7 +201,7 @@ def _orientations(cfg: RecTrainConfig, path: Path, model: CRNN, model_cfg: CRNNC
         return json.loads(path.read_text())
     if not (fresh and cfg.init and cfg.orient_tall):
         return {}
-    from .orientation import label_orientations
+    from ..recognition.orientation import label_orientations
 
     chosen = label_orientations(model, model_cfg.charset, samples)
     path.write_text(json.dumps(chosen, indent=0, sort_keys=True))

@@ -15,7 +15,7 @@ import torch
 
 from ..imageio import atomic_write_text
 from .datasets import SynthSceneDataset, SynthWordDataset
-from .formats import DetSample, write_det_set
+from ..data.formats import DetSample, write_det_set
 
 
 def _encode_jpg(rgb, quality: int = 92) -> bytes:

@@ -2,7 +2,7 @@
 
 Samples mix two sources:
 
-- synthetic lines drawn on the fly (:class:`~scenetext.data.render_lines.LineSpanRenderer`);
+- synthetic lines drawn on the fly (:class:`~scenetext.synth.render_lines.LineSpanRenderer`);
 - the detector's own boxes (``level="word"``, before any split) on training photos and scenes,
   cropped as the splitter reads them and labelled per frame from the ground-truth words: a frame
   inside a word's span (the word mapped into the crop, if it covers at least half the crop's
@@ -34,15 +34,15 @@ import torch
 from .. import checkpoint
 from ..crop import LineCrop
 from ..data.formats import DetSample, read_det_set, read_rec_set
-from ..data.render_lines import FRAME, LineSpanRenderer, frame_labels
+from ..synth.render_lines import FRAME, LineSpanRenderer, frame_labels
 from ..imageio import load_image
 from ..nn import count_parameters
 from ..recognition.model import CRNN, CRNNConfig
 from ..evaluation.iou import _intersection_areas, polygons
 from ..recognition.preprocess import pad_batch, prepare_crop, target_width
-from ..training import (CheckpointPolicy, StepSampler, StopSignal, lr_at, sample_rng, split_holdout,
+from .common import (CheckpointPolicy, StepSampler, StopSignal, lr_at, sample_rng, split_holdout,
                         training_checkpoint, worker_init)
-from .splitter import read_crop
+from ..detection.splitter import read_crop
 
 
 @dataclass
@@ -138,7 +138,7 @@ def _scenes(renderer, n: int, seed: int):
 
 def build_real_crops(cfg: SplitTrainConfig) -> dict[str, list[tuple]]:
     """The run's detector crops: ``{"train": [...], "val": [...]}`` (see module notes)."""
-    from .predictor import Detector
+    from ..detection.predictor import Detector
 
     detector = Detector.load(cfg.detector, word_split=None)
     data: dict[str, list[tuple]] = {"train": [], "val": []}
@@ -150,7 +150,7 @@ def build_real_crops(cfg: SplitTrainConfig) -> dict[str, list[tuple]]:
             _print(f"{folder}: {len(data['train'])} training crops, {len(data['val'])} validation crops so far")
     crops = [s for folder in cfg.paste for s in read_rec_set(folder)]
     if crops and cfg.paste_scenes:
-        from ..data.render_pasted import PasteSceneRenderer
+        from ..synth.render_pasted import PasteSceneRenderer
 
         train, held = split_holdout(crops, cfg.holdout)
         for part, pool, n, seed in (("train", train, cfg.paste_scenes, cfg.seed + 101),
@@ -159,7 +159,7 @@ def build_real_crops(cfg: SplitTrainConfig) -> dict[str, list[tuple]]:
             data[part] += detector_crops(detector, samples, True, images)
         _print(f"pasted scenes: {len(data['train'])} training crops, {len(data['val'])} validation crops so far")
     if cfg.font_scenes:
-        from ..data.render_scenes import SceneRenderer
+        from ..synth.render_scenes import SceneRenderer
 
         renderer = SceneRenderer()
         for part, n, seed in (("train", cfg.font_scenes, cfg.seed + 303), ("val", max(1, cfg.font_scenes // 10),

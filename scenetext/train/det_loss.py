@@ -38,7 +38,7 @@ def ctpn_loss(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
     """Loss terms for a batch.
 
     ``outputs`` as returned by :class:`~scenetext.detection.model.CTPN`; ``targets`` holds batched
-    tensors of :class:`~scenetext.detection.targets.Targets`: ``labels`` ``(B, h, w, k)`` long
+    tensors of :class:`~scenetext.train.det_targets.Targets`: ``labels`` ``(B, h, w, k)`` long
     (-1 unused), ``vertical`` ``(B, h, w, k, 2)``, ``vertical_mask``, ``side``, ``side_mask``.
     Returns ``{"loss", "cls", "vertical", "side"}``.
     """

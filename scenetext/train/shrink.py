@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..nn import ConvBN
-from .model import CRNN
+from ..recognition.model import CRNN
 
 
 def _top(score: torch.Tensor, k: int) -> torch.Tensor:

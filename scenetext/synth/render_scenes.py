@@ -17,7 +17,7 @@ import numpy as np
 
 from .backgrounds import BackgroundPool
 from .fonts import FontPool, get_font
-from .formats import Region
+from ..data.formats import Region
 from .render_text import (
     box_corners,
     compose_text,

@@ -37,7 +37,7 @@ import shapely
 
 from ..data.formats import Region
 from ..evaluation.iou import polygon
-from .anchors import (
+from ..detection.anchors import (
     ANCHOR_HEIGHTS,
     STRIDE,
     encode_side,

@@ -25,11 +25,8 @@ from .backgrounds import BackgroundPool
 from .fonts import FontPool, get_font
 from .render_text import compose_text, degrade
 from .text_sampler import TextSampler
-from ..recognition.preprocess import target_width
-
-#: Height of a crop and the number of columns per label frame (the CRNN stack's width stride).
-HEIGHT = 32
-FRAME = 4
+from ..recognition.preprocess import FRAME_STRIDE as FRAME
+from ..recognition.preprocess import HEIGHT, target_width
 
 
 def frame_labels(spans: list[tuple[float, float]], width: int, frame: int = FRAME) -> np.ndarray:

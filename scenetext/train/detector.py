@@ -22,7 +22,7 @@ import torch
 from .. import checkpoint
 from ..data.formats import DetSample, RecSample, read_det_set, read_rec_set, write_det_set
 from ..nn import count_parameters
-from ..training import (
+from .common import (
     CheckpointPolicy,
     StepSampler,
     StopSignal,
@@ -32,11 +32,11 @@ from ..training import (
     training_checkpoint,
     worker_init,
 )
-from .data import AugmentConfig, DetDataset, DetSampleSource, collate
-from .evaluate import evaluate_samples
-from .loss import LossConfig, ctpn_loss
-from .model import CTPN, CTPNConfig, normalize
-from .predictor import DEFAULT_SCALE, Detector
+from .det_data import AugmentConfig, DetDataset, DetSampleSource, collate
+from ..detection.evaluate import evaluate_samples
+from .det_loss import LossConfig, ctpn_loss
+from ..detection.model import CTPN, CTPNConfig, normalize
+from ..detection.predictor import DEFAULT_SCALE, Detector
 
 
 @dataclass
@@ -120,7 +120,7 @@ def paste_holdout_set(folder: Path, crops: list[RecSample], n: int, seed: int = 
     """``n`` pasted-crop scenes made only of held-out crops (see :func:`rendered_set`), of the
     renderer's default size or ``size`` (width, height); ``margin`` > 0 pastes them seamlessly
     (``PasteStyle.margin``)."""
-    from ..data.render_pasted import PasteSceneRenderer, PasteStyle
+    from ..synth.render_pasted import PasteSceneRenderer, PasteStyle
 
     style = PasteStyle()
     if size is not None:
@@ -132,7 +132,7 @@ def paste_holdout_set(folder: Path, crops: list[RecSample], n: int, seed: int = 
 
 
 def _paste_style(cfg: DetTrainConfig):
-    from ..data.render_pasted import PasteStyle
+    from ..synth.render_pasted import PasteStyle
 
     return PasteStyle(margin=tuple(cfg.paste_margin))
 
@@ -167,7 +167,7 @@ def _train_step(model: CTPN, opt, batch, step: int, cfg: DetTrainConfig, skipped
 
 def train(cfg: DetTrainConfig, renderer_factory=None) -> Path:
     """Train (or resume) a detector; returns the path of ``last.pt``. ``renderer_factory``
-    replaces the default :class:`~scenetext.data.render_scenes.SceneRenderer`."""
+    replaces the default :class:`~scenetext.synth.render_scenes.SceneRenderer`."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from .backgrounds import BackgroundPool
-from .formats import RecSample, Region
+from ..data.formats import RecSample, Region
 
 
 @dataclass
