@@ -48,7 +48,7 @@ class LineConfig:
     nms_threshold: float = 0.3
     # Proposals sit on a 16-px grid, so a gap between them is a whole empty column or more; with
     # 0.1 any empty column inside a line of ordinary height ends a word. Chosen on training data
-    # (IoU word hmean, shipped session-4 detector): ic03_train 0.479 at 0.6 -> 0.677 at 0.1, the
+    # (IoU word hmean, an earlier detector): ic03_train 0.479 at 0.6 -> 0.677 at 0.1, the
     # held-out pasted-crop scenes 0.419 -> 0.530; 0.0-0.15 were within 0.004, 0.2 and up lower.
     # (Side-refining the word ends at such gaps changed these by +0.002 / -0.004: not done.)
     word_gap: float = 0.1

@@ -53,7 +53,7 @@ class SplitConfig:
             keeps lines whole.
     """
 
-    # Chosen on training data only (runs/split1, with the shipped detector; held-out photos IoU
+    # Chosen on training data only (`python benchmarks/det_heldout.py`, with the detector; held-out photos IoU
     # word / DetEval line, paste-holdout IoU word, combined as in the detector's model card):
     # threshold 0.4 0.695 / 0.775 / 0.874 -> 0.805, 0.5 0.661 / 0.775 / 0.879 -> 0.799, 0.6 0.795.
     # Bridging gaps under 0.1 x the height changed nothing (the network leaves no such gaps), and

@@ -38,7 +38,7 @@ class InkSplit:
         reference: percentile of the profile that counts as full ink.
     """
 
-    # Chosen on training data with the session-5 detector (IoU word hmean, level="word"): the
+    # Chosen on training data with an earlier detector (IoU word hmean, level="word"): the
     # held-out pasted-crop scenes (small incidental text) 0.669 unsplit -> 0.807, ic03_train
     # (large, well-spaced words) 0.695 -> 0.697; thresholds 0.04-0.1 and gaps 0.16-0.25 were
     # within 0.01 on the pasted scenes, a gap of 0.12 or a threshold of 0.25 split letters apart.

@@ -24,7 +24,7 @@ from .preprocess import FRAME_STRIDE
 VARIANTS = {
     "small": dict(stem_stride=2, blocks=[(32, None), (64, (2, 2)), (128, None), (128, (2, 1)), (192, None),
                                          (192, (2, 1))], last=256, hidden=128),
-    # Half the small variant's widths (LSTMs 96 wide): ~2.4x the speed (bench, session 9), for laptops; it is trained by
+    # Half the small variant's widths (LSTMs 96 wide): ~2.4x the speed (`make bench`), for laptops; it is trained by
     # shrinking a trained small model into it and distilling (shrink.py).
     "fast": dict(stem_stride=2, blocks=[(16, None), (32, (2, 2)), (64, None), (64, (2, 1)), (96, None),
                                         (96, (2, 1))], last=128, hidden=96),

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 # A crop at least this many times taller than wide is tried in all three orientations. Chosen on
-# the training crops with the session-4 weights: correct reads of ic15_train crops at least this
+# the training crops with an earlier small recogniser: correct reads of ic15_train crops at least this
 # tall went 83 -> 111 of 216 (ratio 1.5: 36 -> 65 of 145; 1.0: 192 -> 220 of 374), and no
 # iiit5k_train crop this tall lost its reading (at 1.0 one did, at 0.8 two).
 TALL_RATIO = 1.2

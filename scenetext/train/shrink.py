@@ -1,6 +1,6 @@
 """Start a narrow CRNN from a trained wider one (``scenetext train rec --variant fast --init FILE``).
 
-Training a small model from scratch on a CPU takes many sittings; starting it from the channels
+Training a small model from scratch on a CPU takes many hours; starting it from the channels
 of a trained wider model that matter most, and then training it to match that model's outputs
 (distillation, see :func:`distill_loss`), gets most of the way in a fraction of the steps.
 
