@@ -48,6 +48,12 @@ fonts:
 bench: install
 	$(BIN)/python benchmarks/bench.py --out BENCHMARKS.md
 
+# Other CPU OCR systems side by side, interleaved on the same photos (not part of `make test`; the
+# peers get venvs of their own in .bench-venvs/ from the package registry on first use).
+.PHONY: bench-peers
+bench-peers: install
+	$(BIN)/python benchmarks/peers.py --out BENCHMARKS.md
+
 # 500 photos + 5 broken files: full run, a run killed half-way, then resumed, in json and jsonl formats (several minutes each)
 check-folder: install
 	$(BIN)/python benchmarks/folder_run.py

@@ -160,13 +160,15 @@ try:  # this process's own peak (ru_maxrss would also count the parent's, inheri
         peak_kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
 except OSError:
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({{"median": np.median(per_photo, axis=0).tolist(), "rate": rate, "peak_mb": peak_kb / 1024}}))
+print(json.dumps({{"median": np.median(per_photo, axis=0).tolist(), "rate": rate, "peak_mb": peak_kb / 1024,
+                  "backend": reader.backend}}))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     r = json.loads(out.stdout.strip().splitlines()[-1])
     total, detect, recognize = r["median"]
     return [
-        {"name": "end to end, median per 1280x720 photo", "value": total, "unit": "ms", "target": "<= 300"},
+        {"name": f"end to end, median per 1280x720 photo (default backend: {r['backend']})", "value": total,
+         "unit": "ms", "target": "<= 300"},
         {"name": "  of which detection (median)", "value": detect, "unit": "ms", "target": ""},
         {"name": "  of which recognition (median)", "value": recognize, "unit": "ms", "target": ""},
         {"name": f"folder of {n} photos (read_many)", "value": r["rate"], "unit": "images/s", "target": ""},
@@ -174,8 +176,42 @@ print(json.dumps({{"median": np.median(per_photo, axis=0).tolist(), "rate": rate
     ]
 
 
+def bench_backends(n: int = 20) -> list[dict] | None:
+    """Both backends end to end on the same photos in one fresh process, photo by photo in turn
+    (so the machine's drift hits both alike); None where onnxruntime is not installed."""
+    import json
+    import subprocess
+
+    from scenetext.runtime import onnxruntime_available
+
+    if not onnxruntime_available():
+        return None
+    code = f"""
+import json, time
+import numpy as np, torch
+torch.set_num_threads({torch.get_num_threads()})
+from scenetext.reader import Reader, load
+readers = {{b: Reader(backend=b).load_models() for b in ("torch", "onnxruntime")}}
+images = [load(p) for p in {json.dumps([str(p) for p in _photos(n)])}]
+times = {{b: [] for b in readers}}
+for b, r in readers.items():
+    r.read_loaded(images[:1])
+for i, image in enumerate(images):
+    for b in (list(readers) if i % 2 else list(readers)[::-1]):
+        t = time.perf_counter()
+        readers[b].read_loaded([image])
+        times[b].append(1000 * (time.perf_counter() - t))
+print(json.dumps({{b: float(np.median(t)) for b, t in times.items()}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    return [{"name": f"end to end, {b} backend, median per photo (both in turn, {n} photos)", "value": ms,
+             "unit": "ms", "target": ""} for b, ms in r.items()]
+
+
 BENCHES = {"machine": bench_machine, "synth-words": bench_synth_words, "synth-scenes": bench_synth_scenes,
-           "rec": bench_recognizer, "rec-options": bench_recognizer_options, "det": bench_detector, "e2e": bench_end_to_end}
+           "rec": bench_recognizer, "rec-options": bench_recognizer_options, "det": bench_detector, "e2e": bench_end_to_end,
+           "backends": bench_backends}
 
 
 def main(argv=None) -> int:
@@ -207,8 +243,17 @@ def main(argv=None) -> int:
                  "Command: `make bench` (`python benchmarks/bench.py`).", "",
                  "| benchmark | value | unit | target |", "|---|---:|---|---|"]
         lines += [f"| {r['name']} | {r['value']:.1f} | {r['unit']} | {r['target']} |" for r in rows]
-        args.out.write_text("\n".join(lines) + "\n")
+        args.out.write_text("\n".join(lines) + "\n" + _kept_sections(args.out))
     return 0
+
+
+def _kept_sections(path: Path) -> str:
+    """The sections other commands write into the same file (``make bench-peers``), kept as they are."""
+    text = path.read_text() if path.is_file() else ""
+    begin, end = "<!-- bench-peers -->", "<!-- /bench-peers -->"
+    if begin not in text or end not in text:
+        return ""
+    return "\n" + begin + text.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
 
 
 if __name__ == "__main__":

@@ -35,12 +35,13 @@ def main():
 
 # --------------------------------------------------------------------------------- run
 def make_reader(weights_det=None, weights_rec=None, max_side=None, min_confidence=0.3, lexicon=None,
-                level="line", zoom=None):
+                level="line", zoom=None, backend=None, onnx_dir=None):
     """The :class:`~scenetext.reader.Reader` used by ``run`` and ``eval e2e`` (tests replace this)."""
     from .reader import Reader
 
     return Reader(detector_weights=weights_det, recognizer_weights=weights_rec, max_side=max_side,
-                  min_confidence=min_confidence, lexicon=lexicon, level=level, zoom=zoom)
+                  min_confidence=min_confidence, lexicon=lexicon, level=level, zoom=zoom, backend=backend,
+                  onnx_dir=onnx_dir)
 
 
 def _checked(kind: str):
@@ -94,8 +95,12 @@ ZOOM_HELP = ("also look again at this short side (e.g. 1400) where the detector 
               help="detector model file (default: shipped)")
 @click.option("--weights-rec", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="recogniser model file (default: shipped)")
+@click.option("--backend", type=click.Choice(["torch", "onnxruntime"]),
+              help="where the networks run (default: onnxruntime where it is installed, else torch)")
+@click.option("--onnx-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="with onnxruntime: networks written by 'scenetext export --onnx' (default: exported in memory)")
 def run(inputs, out, recursive, fmt, no_annotate, level, min_confidence, max_side, zoom, lexicon, skip_existing,
-        workers, quiet, weights_det, weights_rec):
+        workers, quiet, weights_det, weights_rec, backend, onnx_dir):
     """Find and read the text in photos.
 
     INPUT is any mix of image files and folders. For each image, OUT/<name>.json holds the lines
@@ -123,7 +128,8 @@ def run(inputs, out, recursive, fmt, no_annotate, level, min_confidence, max_sid
     batch = BatchRun(inputs, out, recursive=recursive, fmt=fmt, annotate=not no_annotate, skip_existing=skip_existing)
     reader = None
     if batch.todo:
-        reader = _load_reader(weights_det, weights_rec, max_side, min_confidence, lexicon, level, zoom)
+        reader = _load_reader(weights_det, weights_rec, max_side, min_confidence, lexicon, level, zoom,
+                              backend=backend, onnx_dir=onnx_dir)
 
     console = Console(stderr=True, highlight=False)
     pages = []
@@ -157,12 +163,14 @@ def run(inputs, out, recursive, fmt, no_annotate, level, min_confidence, max_sid
     click.get_current_context().exit(1 if summary.failures else 0)
 
 
-def _load_reader(weights_det, weights_rec, max_side, min_confidence, lexicon, level, zoom=None):
+def _load_reader(weights_det, weights_rec, max_side, min_confidence, lexicon, level, zoom=None, **runtime):
     """The reader with its models loaded, or a clear error before any image is touched: a usage
-    error (exit 2) for options the Reader refuses, exit 1 for models that cannot be loaded."""
+    error (exit 2) for options the Reader refuses, exit 1 for models that cannot be loaded.
+    ``runtime``: ``backend`` and ``onnx_dir``, passed on where given."""
+    runtime = {k: v for k, v in runtime.items() if v is not None}
     try:
         reader = make_reader(weights_det=weights_det, weights_rec=weights_rec, max_side=max_side,
-                             min_confidence=min_confidence, lexicon=lexicon, level=level, zoom=zoom)
+                             min_confidence=min_confidence, lexicon=lexicon, level=level, zoom=zoom, **runtime)
     except ValueError as err:  # an option the Reader refuses: a usage error, as click's own
         raise click.UsageError(printable(str(err))) from None
     try:
@@ -596,8 +604,11 @@ def eval_det(folder, weights, protocol, level, limit, json_out, word_split, zoom
 
 
 @main.command("export")
-@click.argument("checkpoint_file", type=click.Path(exists=True, dir_okay=False))
-@click.argument("out", type=click.Path(dir_okay=False))
+@click.argument("checkpoint_file", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.argument("out", required=False, type=click.Path(dir_okay=False))
+@click.option("--onnx", "onnx_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="instead: write the shipped detector, word splitter and recogniser as ONNX into this folder "
+                   "(for --backend onnxruntime --onnx-dir)")
 @click.option("--fp32", is_flag=True, help="keep fp32 weights (default: fp16, half the size)")
 @click.option("--score-threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="detector only: the proposal score threshold to use with these weights (default 0.7)")
@@ -616,14 +627,27 @@ def eval_det(folder, weights, protocol, level, limit, json_out, word_split, zoom
                    "default 0.2)")
 @click.option("--line-margin", type=click.FloatRange(0, 2),
               help="detector only: line boxes are grown by this share of their height above and below (default 0)")
-def export(checkpoint_file, out, fp32, score_threshold, line_min_score, scales, max_side, zoom, zoom_threshold,
-           line_margin):
+def export(checkpoint_file, out, onnx_dir, fp32, score_threshold, line_min_score, scales, max_side, zoom,
+           zoom_threshold, line_margin):
     """Strip the training state from a checkpoint and write a model file (e.g. into weights/).
 
     A detector's settings chosen for its weights travel with them: e.g.
     `scenetext export runs/det/best.pt weights/ctpn.pt --score-threshold 0.3 --line-min-score 0.5 --scale 900
     --max-side 1600`.
+
+    `scenetext export --onnx DIR` writes the shipped networks as ONNX (dynamic batch and sizes)
+    with a manifest naming the weights they came from.
     """
+    if onnx_dir is not None:
+        if checkpoint_file or out:
+            raise click.UsageError("--onnx takes no CHECKPOINT_FILE or OUT (it exports the shipped models)")
+        from .runtime.export import export_onnx
+
+        for path in export_onnx(onnx_dir):
+            click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        return
+    if not (checkpoint_file and out):
+        raise click.UsageError("give CHECKPOINT_FILE and OUT, or --onnx DIR")
     from . import checkpoint
 
     settings = {"score_threshold": score_threshold, "line_min_score": line_min_score, "scales": list(scales) or None,

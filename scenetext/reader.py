@@ -117,6 +117,13 @@ class Reader:
         bound_memory: keep the process's memory flat over many photos by fixing the C
             allocator's mmap threshold (a process-wide setting, see :mod:`scenetext.memory`);
             pass False to leave the allocator alone.
+        backend: where the networks of the models loaded here run: ``"torch"`` or
+            ``"onnxruntime"`` (the optional ``scenetext[onnx]`` extra; same text, boxes within a
+            pixel); ``None``: onnxruntime where it is installed, else torch
+            (:mod:`scenetext.runtime`). onnxruntime uses torch's thread count.
+        onnx_dir: with onnxruntime, a folder written by ``scenetext export --onnx`` to load the
+            networks from (it must come from the same weights); by default they are exported in
+            memory when the models are loaded.
 
     Values out of range (``min_confidence`` outside 0-1 or NaN, ``max_side`` or ``zoom`` below 64)
     raise ``ValueError`` with the message ``scenetext run`` gives for them.
@@ -127,7 +134,8 @@ class Reader:
                  lexicon: "Lexicon | str | os.PathLike | Sequence[str] | None" = None,
                  max_side: int | None = None, detector_weights: str | os.PathLike | None = None,
                  recognizer_weights: str | os.PathLike | None = None, max_aspect: float = MAX_ASPECT,
-                 bound_memory: bool = True, read_by_word: bool = True, zoom: int | None = None):
+                 bound_memory: bool = True, read_by_word: bool = True, zoom: int | None = None,
+                 backend: str | None = None, onnx_dir: str | os.PathLike | None = None):
         if device != "cpu":
             raise ValueError(f"device {device!r} is not supported: scenetext runs on the CPU")
         if level not in LEVELS:
@@ -160,6 +168,11 @@ class Reader:
         self._detector_weights = detector_weights
         self._recognizer_weights = recognizer_weights
         self._lock = threading.Lock()
+        from .runtime import network_runtime, resolve_backend
+
+        #: ``"torch"`` or ``"onnxruntime"``: where the networks of the models loaded here run.
+        self.backend = resolve_backend(backend)
+        self._runtime = network_runtime(self.backend, onnx_dir)
         if bound_memory:
             from .memory import bound_heap
 
@@ -178,6 +191,8 @@ class Reader:
                 if self._zoom is not None:
                     options["zoom"] = Zoom(self._zoom)
                 self._detector = Detector.load(self._detector_weights, **options)
+                if self._runtime is not None:
+                    self._runtime.attach(detector=self._detector)
             return self._detector
 
     @property
@@ -188,6 +203,8 @@ class Reader:
                 from .recognition.predictor import Recognizer
 
                 self._recognizer = Recognizer.load(self._recognizer_weights, lexicon=_as_lexicon(self._lexicon))
+                if self._runtime is not None:
+                    self._runtime.attach(recognizer=self._recognizer)
             return self._recognizer
 
     @property

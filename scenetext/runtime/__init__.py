@@ -1,0 +1,43 @@
+"""Where the networks run: ``"torch"`` (the models as loaded) or ``"onnxruntime"`` (the same
+weights exported to ONNX, :mod:`.export`, and run by :mod:`.onnxrt`). The predictors keep their
+pre- and post-processing either way; only the network forward is swapped.
+
+Nothing here imports onnxruntime or onnx: :func:`onnxruntime_available` only looks for it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+BACKENDS = ("torch", "onnxruntime")
+
+
+def onnxruntime_available() -> bool:
+    """Whether the optional ``onnxruntime`` package is installed (``pip install scenetext[onnx]``)."""
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def resolve_backend(backend: str | None) -> str:
+    """The backend to run: ``backend`` itself, checked, or for ``None`` the default, which is
+    ``"onnxruntime"`` where it is installed (it reads the same text about twice as fast here, see
+    BENCHMARKS.md) and ``"torch"`` elsewhere."""
+    if backend is None:
+        return "onnxruntime" if onnxruntime_available() else "torch"
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "onnxruntime" and not onnxruntime_available():
+        raise ValueError("backend 'onnxruntime' needs the onnxruntime package: pip install 'scenetext[onnx]'")
+    return backend
+
+
+def network_runtime(backend: str, folder=None, threads: int | None = None):
+    """What swaps the networks of loaded models for ``backend``: an
+    :class:`~.onnxrt.OnnxRuntime` (networks from ``folder``, an ``export --onnx`` folder, or
+    exported in memory when it is ``None``), or ``None`` for torch, which needs no swap."""
+    if backend == "torch":
+        if folder is not None:
+            raise ValueError("an ONNX folder applies only to the onnxruntime backend")
+        return None
+    from .onnxrt import OnnxRuntime
+
+    return OnnxRuntime(threads=threads, folder=folder)

@@ -1,0 +1,146 @@
+"""ONNX export of the networks as the predictors load them (``scenetext export --onnx DIR``).
+
+Each network is traced through its export graph (:mod:`.graphs`) with dynamic sizes: the detector
+takes any batch, height and width (multiples of 16), the recogniser and the word splitter any
+batch and width. A folder written by :func:`export_onnx` holds ``ctpn.onnx``, ``wordsplit.onnx``
+(when the detector uses the learned word splitter), ``crnn.onnx`` and ``manifest.json``, which
+records each network's config and a digest of the weights it was exported from, so a folder is
+never run with other weights than the ones it came from.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from .graphs import CRNNGraph, CTPNGraph
+
+if TYPE_CHECKING:
+    from ..detection.model import CTPN
+    from ..detection.predictor import Detector
+    from ..recognition.model import CRNN
+    from ..recognition.predictor import Recognizer
+
+MANIFEST = "manifest.json"
+OPSET = 17
+#: The networks of a folder, by file stem.
+NETWORKS = ("ctpn", "wordsplit", "crnn")
+
+
+@dataclass(frozen=True)
+class NetworkFile:
+    """One exported network as the manifest lists it."""
+
+    name: str  # "ctpn", "wordsplit" or "crnn"
+    file: str
+    digest: str  # of the (BatchNorm-folded) weights it was exported from
+    config: dict
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of a model's parameters and buffers (names, shapes and fp32 values), in 16 hex digits."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(tensor.shape)).encode())
+        h.update(tensor.detach().to(torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _trace(graph: torch.nn.Module, args: tuple, inputs: list[str], outputs: list[str], axes: dict) -> bytes:
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer notes about shapes turned into constants we do not use
+        torch.onnx.export(graph.eval(), args, buf, dynamo=False, opset_version=OPSET, input_names=inputs,
+                          output_names=outputs, dynamic_axes=axes, do_constant_folding=True)
+    return buf.getvalue()
+
+
+def _plain_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy in the default memory layout (the loaded models are channels-last)."""
+    return copy.deepcopy(model).eval().to(memory_format=torch.contiguous_format)
+
+
+def ctpn_onnx(model: "CTPN") -> bytes:
+    """The detector network as ONNX: ``image`` ``(B, 3, H, W)`` -> ``scores``, ``vertical``, ``side``."""
+    graph = CTPNGraph(_plain_copy(model))
+    axes = {"image": {0: "batch", 2: "height", 3: "width"}}
+    axes.update({k: {0: "batch", 1: "rows", 2: "cols"} for k in ("scores", "vertical", "side")})
+    return _trace(graph, (torch.zeros(1, 3, 64, 96),), ["image"], ["scores", "vertical", "side"], axes)
+
+
+def crnn_onnx(model: "CRNN") -> bytes:
+    """A CRNN (recogniser or word splitter) as ONNX: ``image`` ``(B, C, 32, W)`` and ``widths``
+    ``(B,)`` int64 -> ``log_probs`` ``(W // 4, B, classes)``."""
+    graph = CRNNGraph(_plain_copy(model))
+    x = torch.zeros(2, model.config.in_channels, 32, 64)
+    axes = {"image": {0: "batch", 3: "width"}, "widths": {0: "batch"}, "log_probs": {0: "frames", 1: "batch"}}
+    return _trace(graph, (x, torch.tensor([64, 40])), ["image", "widths"], ["log_probs"], axes)
+
+
+def networks_of(detector: "Detector", recognizer: "Recognizer") -> dict[str, torch.nn.Module]:
+    """The torch networks behind a detector and a recogniser, by name (no word splitter when the
+    detector cuts words another way)."""
+    from ..detection.splitter import WordSplitter
+
+    nets = {"ctpn": detector.model}
+    if isinstance(detector.word_split, WordSplitter):
+        nets["wordsplit"] = detector.word_split._frames.model
+    nets["crnn"] = recognizer.model
+    return nets
+
+
+#: In-memory exports by (network name, weights digest): a second Reader of the same weights in
+#: a process does not trace them again.
+_EXPORTED: dict[tuple[str, str], bytes] = {}
+
+
+def onnx_of(name: str, model: torch.nn.Module) -> bytes:
+    """The network ``name`` (one of :data:`NETWORKS`) of ``model`` as ONNX bytes."""
+    key = (name, weights_digest(model))
+    if key not in _EXPORTED:
+        _EXPORTED[key] = ctpn_onnx(model) if name == "ctpn" else crnn_onnx(model)  # type: ignore[arg-type]
+    return _EXPORTED[key]
+
+
+def export_onnx(out_dir: str | Path, detector: "Detector | None" = None,
+                recognizer: "Recognizer | None" = None) -> list[Path]:
+    """Write the networks of ``detector`` and ``recognizer`` (default: the shipped ones) as ONNX
+    into ``out_dir`` with their manifest; returns the files written."""
+    if detector is None:
+        from ..detection.predictor import Detector
+
+        detector = Detector.load()
+    if recognizer is None:
+        from ..recognition.predictor import Recognizer
+
+        recognizer = Recognizer.load()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written, entries = [], []
+    for name, model in networks_of(detector, recognizer).items():
+        path = out / f"{name}.onnx"
+        path.write_bytes(onnx_of(name, model))
+        written.append(path)
+        entries.append(NetworkFile(name, path.name, weights_digest(model), model.config.to_dict()))
+    manifest = out / MANIFEST
+    manifest.write_text(json.dumps({"opset": OPSET, "networks": [e.__dict__ for e in entries]}, indent=2) + "\n")
+    return written + [manifest]
+
+
+def read_manifest(folder: str | Path) -> dict[str, NetworkFile]:
+    """The networks an exported folder holds, by name (``ValueError`` when it is not one)."""
+    path = Path(folder) / MANIFEST
+    try:
+        data = json.loads(path.read_text())
+        return {e["name"]: NetworkFile(**e) for e in data["networks"]}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not an ONNX export folder of scenetext ({err})") from None

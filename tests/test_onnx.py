@@ -1,0 +1,134 @@
+"""The onnxruntime backend: ONNX export of the shipped networks and parity with torch.
+
+Skipped where onnxruntime is not installed (``pip install 'scenetext[onnx]'``; ``make test``
+installs it with the dev extras). The real photos (first 20 ICDAR 2015 test images) are used only
+to compare the two backends.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'scenetext[onnx]')")
+
+from scenetext import cli  # noqa: E402
+from scenetext.detection.predictor import Detector  # noqa: E402
+from scenetext.nn import fold_batchnorm  # noqa: E402
+from scenetext.reader import Reader  # noqa: E402
+from scenetext.recognition.model import CRNN, CRNNConfig  # noqa: E402
+from scenetext.recognition.predictor import Recognizer  # noqa: E402
+from scenetext.runtime import resolve_backend  # noqa: E402
+from scenetext.runtime.export import NETWORKS, read_manifest  # noqa: E402
+from scenetext.runtime.onnxrt import OnnxCRNN, OnnxCTPN, OnnxRuntime  # noqa: E402
+
+from conftest import DATA  # noqa: E402
+
+PHOTOS = DATA / "det" / "ic15_test" / "images"
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(tmp_path_factory):
+    """The shipped networks exported once by ``scenetext export --onnx``."""
+    out = tmp_path_factory.mktemp("onnx")
+    result = CliRunner().invoke(cli.main, ["export", "--onnx", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_export_writes_every_network_with_a_manifest(onnx_dir):
+    manifest = read_manifest(onnx_dir)
+    assert sorted(manifest) == sorted(NETWORKS)
+    for entry in manifest.values():
+        assert (onnx_dir / entry.file).stat().st_size > 100_000
+    assert manifest["crnn"].config == Recognizer.load().config.to_dict()
+
+
+def test_export_needs_either_a_checkpoint_or_onnx(tmp_path):
+    result = CliRunner().invoke(cli.main, ["export"])
+    assert result.exit_code == 2 and "--onnx" in result.output
+
+
+def test_networks_match_torch_on_padded_batches_of_any_size(onnx_dir):
+    det, rec = Detector.load(), Recognizer.load()
+    torch_det, torch_rec = copy.deepcopy(det.model), copy.deepcopy(rec.model)
+    torch_split = copy.deepcopy(det.word_split._frames.model)
+    OnnxRuntime(threads=1, folder=onnx_dir).attach(det, rec)
+    assert isinstance(det.model, OnnxCTPN) and isinstance(rec.model, OnnxCRNN)
+    g = torch.Generator().manual_seed(0)
+    with torch.inference_mode():
+        for h, w in [(64, 96), (320, 208)]:
+            x = torch.randn(1, 3, h, w, generator=g)
+            want, got = torch_det(x), det.model(x)
+            for key in want:
+                assert got[key].shape == want[key].shape
+                assert torch.allclose(got[key], want[key], atol=1e-4), key
+        for torch_net, onnx_net in [(torch_rec, rec.model), (torch_split, det.word_split._frames.model)]:
+            for widths in ([128, 128], [200, 64, 12, 8]):
+                x = torch.rand(len(widths), 1, 32, max(widths), generator=g) * 2 - 1
+                for i, width in enumerate(widths):
+                    x[i, :, :, width:] = 0
+                widths = torch.tensor(widths)
+                want, got = torch_net(x, widths), onnx_net(x, widths)
+                for j, frames in enumerate(torch_net.frames(widths).tolist()):
+                    # A crop's frames are the same alone or padded in a batch, as with torch.
+                    assert torch.allclose(got[:frames, j], want[:frames, j], atol=1e-4)
+
+
+def test_a_folder_from_other_weights_is_refused(onnx_dir):
+    torch.manual_seed(0)
+    other = Recognizer(fold_batchnorm(CRNN(CRNNConfig(variant="medium")).eval()))
+    with pytest.raises(ValueError, match="other crnn weights"):
+        OnnxRuntime(folder=onnx_dir).attach(recognizer=other)
+
+
+def test_backend_names_are_checked():
+    assert resolve_backend(None) == "onnxruntime"  # installed here, and the faster one
+    with pytest.raises(ValueError, match="backend must be one of"):
+        resolve_backend("tensorrt")
+    with pytest.raises(ValueError, match="only to the onnxruntime backend"):
+        Reader(backend="torch", onnx_dir="somewhere")
+
+
+def test_same_text_and_boxes_as_torch_on_real_photos(onnx_dir):
+    if not PHOTOS.is_dir():
+        pytest.skip(f"{PHOTOS} is not present")
+    photos = sorted(PHOTOS.glob("*.jpg"))[:20]
+    assert len(photos) == 20
+    torch_reader = Reader(backend="torch", bound_memory=False)
+    onnx_reader = Reader(backend="onnxruntime", onnx_dir=onnx_dir, bound_memory=False)
+    lines = 0
+    for want, got in zip(torch_reader.read_many(photos), onnx_reader.read_many(photos)):
+        assert [line.text for line in got.lines] == [line.text for line in want.lines], want.path
+        for a, b in zip(want.lines, got.lines):
+            assert np.abs(np.subtract(a.polygon, b.polygon)).max() <= 1.0, want.path
+            assert [w.text for w in a.words] == [w.text for w in b.words]
+            for wa, wb in zip(a.words, b.words):
+                assert np.abs(np.subtract(wa.polygon, wb.polygon)).max() <= 1.0, want.path
+        lines += len(want.lines)
+    assert lines >= 20  # the photos have text: the comparison is not vacuous
+    assert json.dumps(onnx_reader.models) == json.dumps(torch_reader.models)
+
+
+def test_run_passes_the_backend_to_the_reader(monkeypatch, tmp_path):
+    from PIL import Image
+
+    from helpers import BlobDetector, dark_boxes_image
+
+    options = []
+
+    def make_reader(**given):
+        options.append(given)
+        return Reader(BlobDetector(), Recognizer(CRNN().eval()), min_confidence=0)
+
+    monkeypatch.setattr(cli, "make_reader", make_reader)
+    image = tmp_path / "a.png"
+    Image.fromarray(dark_boxes_image()).save(image)
+    result = CliRunner().invoke(cli.main, ["run", str(image), "-o", str(tmp_path / "out"), "--backend", "torch"])
+    assert result.exit_code == 0, result.output
+    assert options[0]["backend"] == "torch" and "onnx_dir" not in options[0]
