@@ -1,5 +1,10 @@
 """Keep a long-running reading process's memory flat.
 
+By default the :class:`~scenetext.reader.Reader` only hands the heap's free pages back to the
+system after each batch of images (:func:`trim_heap`, glibc's ``malloc_trim``): it changes no
+setting, costs a few milliseconds per batch, and keeps the resident size near what one batch
+needs. :func:`bound_heap` is the stronger, opt-in alternative described below.
+
 Reading photo after photo allocates and frees many buffers of a few to a few tens of MB (the
 detector's feature maps, batches of crops). glibc's allocator raises its mmap threshold each
 time such a buffer is freed, up to 32 MB, after which these buffers come from the heap, which
@@ -10,8 +15,8 @@ when freed; the pipeline then stays near 350 MB (peak ~400 MB with the detector 
 throughput from ~13 to ~8 photos/s on 2 cores (``make bench``). The median time per photo stays
 far inside its target, so memory wins by default.
 
-This changes a process-wide allocator setting, so it is done once, only on glibc, and a
-:class:`~scenetext.reader.Reader` made with ``bound_memory=False`` leaves it alone.
+This changes a process-wide allocator setting, so it is done only when asked
+(``Reader(bound_memory=True)``), once, and only on glibc.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import ctypes
 import sys
 import threading
 
-__all__ = ["MMAP_THRESHOLD", "bound_heap"]
+__all__ = ["MMAP_THRESHOLD", "bound_heap", "trim_heap"]
 
 #: Allocations at least this big are served by mmap (and returned to the system when freed).
 MMAP_THRESHOLD = 4 << 20
@@ -42,12 +47,30 @@ def bound_heap(threshold: int = MMAP_THRESHOLD) -> bool:
         return _done
 
 
-def _set_mmap_threshold(threshold: int) -> bool:
+def _libc_function(name: str):
     if not sys.platform.startswith("linux"):
-        return False
+        return None
     try:
-        mallopt = ctypes.CDLL(None).mallopt  # the C library the interpreter runs on
-    except (OSError, AttributeError):  # musl and other libcs without mallopt
+        return getattr(ctypes.CDLL(None), name)  # the C library the interpreter runs on
+    except (OSError, AttributeError):  # musl and other libcs without it
+        return None
+
+
+def trim_heap() -> bool:
+    """Give the heap's free pages back to the system (glibc ``malloc_trim(0)``); no setting is
+    changed. Returns False where it does not apply."""
+    trim = _libc_function("malloc_trim")
+    if trim is None:
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    trim(0)
+    return True
+
+
+def _set_mmap_threshold(threshold: int) -> bool:
+    mallopt = _libc_function("mallopt")
+    if mallopt is None:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int

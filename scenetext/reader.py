@@ -17,8 +17,9 @@ and join a line's words back into the line.
 
 A detector that gives no word boxes (or ``read_by_word=False``) has its whole lines read and
 split at the recogniser's spaces. Reading word by word is the default because the recogniser
-reads a word crop better than the same word inside a long line crop: on photos held out of the
-training data (``runs/det4/paste_holdout``) end-to-end word hmean rose from 0.310 to 0.384.
+reads a word crop better than the same word inside a long line crop: on pasted-crop scenes
+held out of the training data (the ``paste-holdout`` set of ``scenetext train det``), end-to-end
+word hmean rose from 0.310 to 0.384.
 """
 
 from __future__ import annotations
@@ -113,10 +114,15 @@ class Reader:
             a quarter to a third more detection time (at least 64); only when the detector is
             loaded here.
         detector_weights, recognizer_weights: model files to load instead of the shipped ones.
+        models: a model folder (``manifest.json`` + model files, as ``scenetext finetune``
+            writes): its detector and recogniser are loaded, the shipped ones for a role it
+            lacks; ``detector_weights``/``recognizer_weights`` win over it.
         max_aspect: crops wider than this many heights are split (see :mod:`scenetext.crop`).
-        bound_memory: keep the process's memory flat over many photos by fixing the C
-            allocator's mmap threshold (a process-wide setting, see :mod:`scenetext.memory`);
-            pass False to leave the allocator alone.
+        trim_memory: after each batch of images, hand the heap's free pages back to the
+            system (glibc ``malloc_trim``; no setting changes), which keeps a long run's memory
+            near one batch's needs (:mod:`scenetext.memory`).
+        bound_memory: also fix the C allocator's mmap threshold, a process-wide setting that
+            keeps memory flatter still at a cost in speed (off unless asked).
         backend: where the networks of the models loaded here run: ``"torch"`` or
             ``"onnxruntime"`` (the optional ``scenetext[onnx]`` extra; same text, boxes within a
             pixel); ``None``: onnxruntime where it is installed, else torch
@@ -134,8 +140,10 @@ class Reader:
                  lexicon: "Lexicon | str | os.PathLike | Sequence[str] | None" = None,
                  max_side: int | None = None, detector_weights: str | os.PathLike | None = None,
                  recognizer_weights: str | os.PathLike | None = None, max_aspect: float = MAX_ASPECT,
-                 bound_memory: bool = True, read_by_word: bool = True, zoom: int | None = None,
-                 backend: str | None = None, onnx_dir: str | os.PathLike | None = None):
+                 bound_memory: bool = False, read_by_word: bool = True, zoom: int | None = None,
+                 trim_memory: bool = True,
+                 backend: str | None = None, onnx_dir: str | os.PathLike | None = None,
+                 models: str | os.PathLike | None = None):
         if device != "cpu":
             raise ValueError(f"device {device!r} is not supported: scenetext runs on the CPU")
         if level not in LEVELS:
@@ -156,6 +164,13 @@ class Reader:
             lexicon = _as_lexicon(lexicon)  # a file is read now: a bad one is refused here, naming it
             if not lexicon.words:
                 raise ValueError("lexicon holds no words")
+        if models is not None:
+            from .shipped import role_path
+
+            if detector is None and detector_weights is None:
+                detector_weights = role_path("detector", models)
+            if recognizer is None and recognizer_weights is None:
+                recognizer_weights = role_path("recogniser", models)
         self.min_confidence = float(min_confidence)
         self.level = level
         self.read_by_word = bool(read_by_word)
@@ -173,6 +188,7 @@ class Reader:
         #: ``"torch"`` or ``"onnxruntime"``: where the networks of the models loaded here run.
         self.backend = resolve_backend(backend)
         self._runtime = network_runtime(self.backend, onnx_dir)
+        self.trim_memory = bool(trim_memory)
         if bound_memory:
             from .memory import bound_heap
 
@@ -298,6 +314,10 @@ class Reader:
             timings = {"decode": image.decode_ms, "detect": det_ms, "recognize": rec_ms,
                        "total": image.decode_ms + det_ms + rec_ms}
             results.append(PageResult(image.path, width, height, lines, timings, dict(models), __version__))
+        if self.trim_memory:
+            from .memory import trim_heap
+
+            trim_heap()
         return results
 
     def _detect(self, rgb: np.ndarray) -> tuple[list[tuple[np.ndarray, list[np.ndarray]]], float]:
