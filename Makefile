@@ -54,6 +54,11 @@ bench: install
 bench-peers: install
 	$(BIN)/python benchmarks/peers.py --out BENCHMARKS.md
 
+# images/s over 100 photos: the plain run and --ray with 1 and 2 workers, with per-worker memory (minutes)
+.PHONY: bench-ray
+bench-ray: install
+	$(BIN)/python benchmarks/bench_ray.py --out BENCHMARKS.md
+
 # 500 photos + 5 broken files: full run, a run killed half-way, then resumed, in json and jsonl formats (several minutes each)
 check-folder: install
 	$(BIN)/python benchmarks/folder_run.py

@@ -248,12 +248,15 @@ def main(argv=None) -> int:
 
 
 def _kept_sections(path: Path) -> str:
-    """The sections other commands write into the same file (``make bench-peers``), kept as they are."""
+    """The sections other commands write into the same file (``make bench-peers``, ``make bench-ray``),
+    kept as they are."""
     text = path.read_text() if path.is_file() else ""
-    begin, end = "<!-- bench-peers -->", "<!-- /bench-peers -->"
-    if begin not in text or end not in text:
-        return ""
-    return "\n" + begin + text.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
+    kept = ""
+    for name in ("bench-peers", "bench-ray"):
+        begin, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+        if begin in text and end in text:
+            kept += "\n" + begin + text.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
+    return kept
 
 
 if __name__ == "__main__":

@@ -154,12 +154,13 @@ def table(results: list[Measured], photos: int, threads: int, machine: tuple[flo
     return "\n".join(lines + ["", END])
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the bench-peers section of ``path`` (or append one)."""
+def write_section(path: Path, section: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the section of ``path`` between the markers ``begin`` and ``end`` (by default
+    bench-peers'), or append ``section`` (which holds the markers)."""
     text = path.read_text() if path.is_file() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + section + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     path.write_text(text)

@@ -99,8 +99,13 @@ ZOOM_HELP = ("also look again at this short side (e.g. 1400) where the detector 
               help="where the networks run (default: onnxruntime where it is installed, else torch)")
 @click.option("--onnx-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="with onnxruntime: networks written by 'scenetext export --onnx' (default: exported in memory)")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", metavar="[local|ADDRESS]",
+              help="read on a Ray cluster: 'local' (--ray alone) starts one on this machine, ADDRESS joins one "
+                   "(needs scenetext[ray]; paths must be visible to every node)")
+@click.option("--ray-workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="with --ray: actors, each loading the models once and using one CPU")
 def run(inputs, out, recursive, fmt, no_annotate, level, min_confidence, max_side, zoom, lexicon, skip_existing,
-        workers, quiet, weights_det, weights_rec, backend, onnx_dir):
+        workers, quiet, weights_det, weights_rec, backend, onnx_dir, ray_address, ray_workers):
     """Find and read the text in photos.
 
     INPUT is any mix of image files and folders. For each image, OUT/<name>.json holds the lines
@@ -127,7 +132,7 @@ def run(inputs, out, recursive, fmt, no_annotate, level, min_confidence, max_sid
         raise click.BadParameter(str(err), param_hint="'-o' / '--out'") from None
     batch = BatchRun(inputs, out, recursive=recursive, fmt=fmt, annotate=not no_annotate, skip_existing=skip_existing)
     reader = None
-    if batch.todo:
+    if batch.todo and not ray_address:
         reader = _load_reader(weights_det, weights_rec, max_side, min_confidence, lexicon, level, zoom,
                               backend=backend, onnx_dir=onnx_dir)
 
@@ -155,9 +160,17 @@ def run(inputs, out, recursive, fmt, no_annotate, level, min_confidence, max_sid
                 pages.append(page)
             advance()
 
-        summary = batch.run(reader, workers, on_failure=failed, on_page=finished, on_notice=notice,
-                            on_report_error=lambda reason: console.print(f"warning: {printable(reason)}", markup=False,
-                                                                         soft_wrap=True))
+        def report_failed(reason) -> None:
+            console.print(f"warning: {printable(reason)}", markup=False, soft_wrap=True)
+
+        if ray_address:
+            options = dict(weights_det=weights_det, weights_rec=weights_rec, max_side=max_side, level=level,
+                           min_confidence=min_confidence, lexicon=lexicon, zoom=zoom, backend=backend, onnx_dir=onnx_dir)
+            summary = _run_on_ray(batch, ray_address, ray_workers, options, failed, lambda job, lines: advance(),
+                                  report_failed)
+        else:
+            summary = batch.run(reader, workers, on_failure=failed, on_page=finished, on_notice=notice,
+                                on_report_error=report_failed)
     if not quiet:
         _print_outcome(pages, batch.jobs, summary, out)
     click.get_current_context().exit(1 if summary.failures else 0)
@@ -177,6 +190,22 @@ def _load_reader(weights_det, weights_rec, max_side, min_confidence, lexicon, le
         return reader.load_models()
     except (OSError, ValueError) as err:
         raise click.ClickException(f"cannot load the models: {printable(str(err))}") from None
+
+
+def _run_on_ray(batch, address, workers, options, on_failure, on_page, on_report_error):
+    """``batch`` read on Ray (see :mod:`scenetext.rayrun`), each actor building its reader with ``make_reader``."""
+    import functools
+
+    try:
+        from .rayrun import RayUnavailable, run_on_ray
+    except ImportError:
+        raise click.ClickException("--ray needs Ray: pip install 'scenetext[ray]'") from None
+    factory = functools.partial(make_reader, **{k: v for k, v in options.items() if v is not None})
+    try:
+        return run_on_ray(batch, factory, address=address, workers=workers, on_failure=on_failure, on_page=on_page,
+                          on_report_error=on_report_error)
+    except RayUnavailable as err:
+        raise click.ClickException(printable(str(err))) from None
 
 
 @contextlib.contextmanager
