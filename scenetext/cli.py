@@ -656,13 +656,18 @@ def eval_det(folder, weights, protocol, level, limit, json_out, word_split, zoom
                    "default 0.2)")
 @click.option("--line-margin", type=click.FloatRange(0, 2),
               help="detector only: line boxes are grown by this share of their height above and below (default 0)")
+@click.option("--line-builder", type=click.Choice(["columns", "oriented"]),
+              help="detector only: how proposals become lines (default columns)")
+@click.option("--split-threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="word splitter only: a frame is inside a word at this probability or more (default 0.4)")
 def export(checkpoint_file, out, onnx_dir, fp32, score_threshold, line_min_score, scales, max_side, zoom,
-           zoom_threshold, line_margin):
-    """Strip the training state from a checkpoint and write a model file (e.g. into weights/).
+           zoom_threshold, line_margin, line_builder, split_threshold):
+    """Strip the training state from a checkpoint and write a model file.
 
-    A detector's settings chosen for its weights travel with them: e.g.
-    `scenetext export runs/det/best.pt weights/ctpn.pt --score-threshold 0.3 --line-min-score 0.5 --scale 900
-    --max-side 1600`.
+    The settings chosen for a model's weights travel with them: e.g.
+    `scenetext export runs/det/best.pt runs/ctpn.pt --score-threshold 0.5 --line-min-score 0.5 --scale 900
+    --max-side 1600 --line-margin 0.2`. To ship a file, write it into scenetext/models/ and run
+    `scenetext models --refresh` (the manifest's sizes and hashes).
 
     `scenetext export --onnx DIR` writes the shipped networks as ONNX (dynamic batch and sizes)
     with a manifest naming the weights they came from.
@@ -680,7 +685,8 @@ def export(checkpoint_file, out, onnx_dir, fp32, score_threshold, line_min_score
     from . import checkpoint
 
     settings = {"score_threshold": score_threshold, "line_min_score": line_min_score, "scales": list(scales) or None,
-                "max_side": max_side, "line_margin": line_margin}
+                "max_side": max_side, "line_margin": line_margin, "line_builder": line_builder,
+                "threshold": split_threshold}
     if zoom_threshold is not None and zoom is None:
         raise click.UsageError("--zoom-threshold needs --zoom")
     if zoom is not None:
@@ -691,8 +697,9 @@ def export(checkpoint_file, out, onnx_dir, fp32, score_threshold, line_min_score
     try:
         path = checkpoint.export_weights(checkpoint_file, out, half=not fp32, settings=settings)
     except checkpoint.UnknownSettingError as exc:
-        raise click.UsageError(f"{exc} (--score-threshold, --line-min-score, --scale, --max-side, --zoom and "
-                               "--line-margin are for detector checkpoints)") from exc
+        raise click.UsageError(f"{exc} (--score-threshold, --line-min-score, --scale, --max-side, --zoom, "
+                               "--line-margin and --line-builder are for detector checkpoints, --split-threshold "
+                               "for word splitters)") from exc
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
@@ -701,7 +708,9 @@ def export(checkpoint_file, out, onnx_dir, fp32, score_threshold, line_min_score
               help="a model folder with a manifest.json (default: the models shipped in the package)")
 @click.option("--check", is_flag=True, help="also verify every file's size and sha256 (exit 1 on a mismatch)")
 @click.option("--json", "as_json", is_flag=True, help="print the manifest entries as JSON")
-def models(folder, check, as_json):
+@click.option("--refresh", is_flag=True,
+              help="rewrite the folder's manifest from its model files (sizes, hashes, settings; figures kept)")
+def models(folder, check, as_json, refresh):
     """List the models of a folder: name, role, size, figures (from its manifest)."""
     import json
 
@@ -712,8 +721,8 @@ def models(folder, check, as_json):
     from .text import printable
 
     try:
-        entries = shipped.manifest(folder)
-    except shipped.ManifestError as err:
+        entries = shipped.refresh_manifest(folder) if refresh else shipped.manifest(folder)
+    except (shipped.ManifestError, ValueError) as err:
         raise click.ClickException(str(err)) from None
     problems = []
     if check:

@@ -28,7 +28,7 @@ import itertools
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
@@ -297,30 +297,36 @@ class Reader:
         """
         if not images:
             return []
-        detections, detect_ms = zip(*(self._detect(image.rgb) for image in images))
+        found = [self._detect(image.rgb) for image in images]
         start = time.perf_counter()
-        crops = [[[crop_line(image.rgb, box) for box in boxes] for _, boxes in page]
-                 for image, page in zip(images, detections)]
-        pieces = [[[split_crop(crop.image, self.max_aspect) for crop in line] for line in page] for page in crops]
-        readings = self._recognize(pieces)
-        pages_lines = [self._page_lines(*page) for page in zip(detections, crops, pieces, readings)]
-        shares = _shares([[p.image for line in page for box in line for p in box] for page in pieces])
+        boxes = [BoxToRead(page, line, crop, split_crop(crop.image, self.max_aspect))
+                 for page, (image, detected) in enumerate(zip(images, found))
+                 for line, detection in enumerate(detected.lines)
+                 for crop in (crop_line(image.rgb, box) for box in detection.boxes)]
+        self._recognize(boxes)
+        by_line: dict[tuple[int, int], list[BoxToRead]] = {}
+        for box in boxes:
+            by_line.setdefault((box.page, box.line), []).append(box)
+        shares = _shares([[p.image for box in boxes if box.page == page for p in box.pieces]
+                          for page in range(len(images))])
         recognize_ms = _ms_since(start)
         models = self.models
         results = []
-        for image, lines, det_ms, share in zip(images, pages_lines, detect_ms, shares):
+        for page, (image, detected, share) in enumerate(zip(images, found, shares)):
+            lines = [self._line(d.quad, by_line.get((page, i), [])) for i, d in enumerate(detected.lines)]
             rec_ms = recognize_ms * share
             height, width = image.rgb.shape[:2]
-            timings = {"decode": image.decode_ms, "detect": det_ms, "recognize": rec_ms,
-                       "total": image.decode_ms + det_ms + rec_ms}
-            results.append(PageResult(image.path, width, height, lines, timings, dict(models), __version__))
+            timings = {"decode": image.decode_ms, "detect": detected.ms, "recognize": rec_ms,
+                       "total": image.decode_ms + detected.ms + rec_ms}
+            results.append(PageResult(image.path, width, height, [line for line in lines if line is not None],
+                                      timings, dict(models), __version__))
         if self.trim_memory:
             from .memory import trim_heap
 
             trim_heap()
         return results
 
-    def _detect(self, rgb: np.ndarray) -> tuple[list[tuple[np.ndarray, list[np.ndarray]]], float]:
+    def _detect(self, rgb: np.ndarray) -> "PageDetections":
         """Each detection's quad and the boxes to read for it (its word boxes, or itself), skipping
         boxes too thin to crop; and the time taken."""
         start = time.perf_counter()
@@ -336,61 +342,92 @@ class Reader:
                 boxes = [span_of(words)]
             boxes = [box for box in boxes if min(quad_size(box)) >= MIN_LINE_SIDE]
             if boxes:
-                found.append((quad, boxes))
-        return found, _ms_since(start)
+                found.append(LineToRead(quad, boxes))
+        return PageDetections(found, _ms_since(start))
 
-    def _recognize(self, pieces: list[list[list[list[CropPiece]]]]) -> list[list[list[list[Reading]]]]:
-        """Read every piece of every box of every line of every page in one recogniser call."""
-        flat = [p.image for page in pieces for line in page for box in line for p in box]
+    def _recognize(self, boxes: list["BoxToRead"]) -> None:
+        """Read every piece of every box in one recogniser call; each box gets its readings."""
+        flat = [p.image for box in boxes for p in box.pieces]
         decoded = iter(self.recognizer.recognize(flat, orient=False))  # crop.py turns vertical lines
-        return [[[[self._reading(next(decoded), p.image) for p in box] for box in line] for line in page]
-                for page in pieces]
+        for box in boxes:
+            box.readings = [self._reading(next(decoded), p.image) for p in box.pieces]
 
     def _reading(self, decoded: "Decoded", image: np.ndarray) -> Reading:
         """A decoder result with its character frames turned into crop columns.
 
-        The recogniser scales a crop to height 32 and a width rounded to a multiple of 4
-        (:func:`~scenetext.recognition.preprocess.target_width`); frame ``t`` covers columns
-        ``[4t, 4t + 4)`` of that.
+        The recogniser scales a crop to height 32 and a width rounded to a multiple of
+        ``FRAME_STRIDE`` (:func:`~scenetext.recognition.preprocess.target_width`); frame ``t``
+        covers columns ``[FRAME_STRIDE * t, FRAME_STRIDE * (t + 1))`` of that.
         """
-        from .recognition.preprocess import target_width
+        from .recognition.preprocess import FRAME_STRIDE, target_width
 
         height, width = image.shape[:2]
-        column = 4.0 * width / target_width(width, height, max_width=self.recognizer.max_width)
+        column = FRAME_STRIDE * width / target_width(width, height, max_width=self.recognizer.max_width)
         spans = [(start * column, end * column) for start, end in decoded.char_frames]
         return Reading(decoded.text, float(decoded.confidence), list(decoded.char_confidences), spans)
 
-    def _page_lines(self, detections: list[tuple[np.ndarray, list[np.ndarray]]], crops: list[list[LineCrop]],
-                    pieces: list[list[list[CropPiece]]], readings: list[list[list[Reading]]]) -> list[Line]:
-        """The kept lines of one page."""
-        lines = (self._line(quad, *args) for (quad, _), *args in zip(detections, crops, pieces, readings))
-        return [line for line in lines if line is not None]
-
-    def _line(self, quad: np.ndarray, crops: list[LineCrop], pieces: list[list[CropPiece]],
-              readings: list[list[Reading]]) -> Line | None:
+    def _line(self, quad: np.ndarray, boxes: list["BoxToRead"]) -> Line | None:
         """A result line from the readings of its boxes, or ``None`` when every box reads empty or
         below ``min_confidence``. Its confidence is the mean log-confidence over the kept
         characters (the geometric mean, as for one box)."""
-        kept = [box for box in map(self._box, crops, pieces, readings) if box is not None]
+        kept = [text for text in map(self._box, boxes) if text is not None]
         if not kept:
             return None
-        text = " ".join(box_text for box_text, _, _ in kept)
-        weights = np.array([len(box_text.replace(" ", "")) for box_text, _, _ in kept], np.float64)
-        logs = np.log(np.maximum([conf for _, conf, _ in kept], 1e-12))
+        weights = np.array([len(box.text.replace(" ", "")) for box in kept], np.float64)
+        logs = np.log(np.maximum([box.confidence for box in kept], 1e-12))
         confidence = float(np.exp(np.average(logs, weights=weights if weights.sum() else None)))
-        return Line(quad, text, confidence, [word for _, _, words in kept for word in words])
+        return Line(quad, " ".join(box.text for box in kept), confidence, [w for box in kept for w in box.words])
 
-    def _box(self, crop: LineCrop, pieces: list[CropPiece], readings: list[Reading]
-             ) -> tuple[str, float, list[Word]] | None:
+    def _box(self, box: "BoxToRead") -> "BoxText | None":
         """One box's text, confidence and words, or ``None`` when it reads empty or too unsure."""
-        reading = merge_readings(pieces, readings)
+        reading = merge_readings(box.pieces, box.readings)
         text = reading.text.strip()
         if not text or reading.confidence < self.min_confidence:
             return None
-        left, _, right, _ = crop.inner
-        words = [Word(crop.span_to_image(span.left, span.right), span.text, span.confidence)
+        left, _, right, _ = box.crop.inner
+        words = [Word(box.crop.span_to_image(span.left, span.right), span.text, span.confidence)
                  for span in word_spans(reading, left, right)]
-        return " ".join(text.split()), reading.confidence, words
+        return BoxText(" ".join(text.split()), reading.confidence, words)
+
+
+# --------------------------------------------------------------------------- records of a read
+
+
+@dataclass(frozen=True)
+class LineToRead:
+    """A detected line: its quad, and the boxes read for it (its word boxes, or the line itself)."""
+
+    quad: np.ndarray
+    boxes: list[np.ndarray]
+
+
+@dataclass(frozen=True)
+class PageDetections:
+    """What the detector found on one image, and how long it took (ms)."""
+
+    lines: list[LineToRead]
+    ms: float
+
+
+@dataclass
+class BoxToRead:
+    """One box of a batch: which image and line it belongs to, its upright crop, the pieces the
+    recogniser reads (one, or several for an over-long crop) and, once read, their readings."""
+
+    page: int
+    line: int
+    crop: LineCrop
+    pieces: list[CropPiece]
+    readings: list[Reading] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BoxText:
+    """A box's kept reading: its text, confidence and word boxes in image pixels."""
+
+    text: str
+    confidence: float
+    words: list[Word]
 
 
 def _shares(pages: list[list[np.ndarray]]) -> list[float]:

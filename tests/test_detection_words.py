@@ -131,3 +131,44 @@ def test_line_margin_grows_lines_but_not_their_words(monkeypatch):
     np.testing.assert_allclose(line.quad, box(10, 0, 60, 27), atol=1e-4)
     with pytest.raises(ValueError):
         Detector(CTPN(CTPNConfig()), line_margin=-0.1)
+
+
+def test_any_word_cut_plugs_into_the_detector(monkeypatch):
+    """The detector only needs the WordCut interface: cut(), name, rules."""
+    img, ((a0, _), (_, b1)) = text_image(["HOTEL", "PARIS"])
+    quad = box(a0 - 4, 35, b1 + 4, 68)
+
+    class Thirds:
+        name, rules = "thirds", None
+
+        def cut(self, image, quads):
+            out = []
+            for q in quads:
+                x0, x1 = q[:, 0].min(), q[:, 0].max()
+                edges = np.linspace(x0, x1, 4)
+                out.append([box(edges[i], q[:, 1].min(), edges[i + 1], q[:, 1].max()) for i in range(3)])
+            return out
+
+    det = Detector(CTPN(CTPNConfig()), word_split=Thirds())
+    monkeypatch.setattr(det, "_detect_at", lambda rgb, scale, zoom=None: [(quad.copy(), 0.9, [(quad.copy(), 0.9)])])
+    (line,) = det.detect(img, level="line")
+    assert len(line.words) == 3
+    with pytest.raises(ValueError, match="word_split"):
+        Detector(CTPN(CTPNConfig()), word_split="learned")
+
+
+def test_detector_and_load_agree_on_the_word_cut_and_the_splitter_keeps_its_settings(tmp_path):
+    from dataclasses import asdict, replace
+
+    from scenetext import checkpoint
+    from scenetext.detection.predictor import default_word_split
+    from scenetext.detection.splitter import SplitConfig, WordSplitter
+    from scenetext.shipped import model_path
+
+    made = Detector(CTPN(CTPNConfig())).word_split
+    loaded = Detector.load().word_split
+    assert type(made) is type(loaded) is type(default_word_split())
+    stored = replace(SplitConfig(), threshold=0.55, min_word=0.3)
+    out = checkpoint.export_weights(model_path("wordsplit"), tmp_path / "w.pt", settings=asdict(stored))
+    assert WordSplitter.load(out).config == stored
+    assert WordSplitter.load(out, config=SplitConfig()).config == SplitConfig()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import cv2
 import numpy as np
@@ -21,7 +21,7 @@ from .oriented import connect_oriented, grow_across
 from .model import CTPN, CTPNConfig, normalize
 from .proposals import Proposals, decode_proposals, slice_nms, text_probability
 from .splitter import WordSplitter
-from .words import InkSplit, split_by_ink
+from .words import InkSplit
 
 #: The shipped detector inside the package.
 DEFAULT_WEIGHTS = models_dir() / "ctpn.pt"
@@ -47,7 +47,7 @@ def resize_for_scale(rgb: np.ndarray, scale: int, max_side: int) -> tuple[np.nda
 
 #: Default short side the detector sees and cap on the long side: a 1280x720 photo is read at
 #: its own size. Chosen among 600/1200 (the paper's), 720/1280, 800/1440 and 900/1600 on the 25
-#: photos held out of the training sets (session-1 weights): DetEval line hmean 0.69/0.74/0.54/0.62,
+#: photos held out of the training sets (the first trained weights): DetEval line hmean 0.69/0.74/0.54/0.62,
 #: IoU word (ICDAR 2003 part) 0.47/0.56/0.40/0.57. Validation sets were not used.
 DEFAULT_SCALE = 720
 DEFAULT_MAX_SIDE = 1280
@@ -97,14 +97,16 @@ class Detector:
             margin annotators draw round a word stick out of it, and a line that covers less than
             80 % of a word does not find it under DetEval.
         word_split: how each word box (split at proposal gaps) is cut further, for spaces too
-            narrow for the 16-px proposal grid: a :class:`~.splitter.WordSplitter` (learned; it
-            also trims box ends and drops boxes it finds no word in), an :class:`~.words.InkSplit`
-            (where the photo's pixels go blank for a while), or ``None`` (proposal gaps alone).
+            narrow for the 16-px proposal grid: any :class:`WordCut` — a
+            :class:`~.splitter.WordSplitter` (learned; it also trims box ends and drops boxes it
+            finds no word in) or an :class:`~.words.InkSplit` (where the photo's pixels go blank
+            for a while) — or ``None`` (proposal gaps alone); ``"auto"`` (the default, here and
+            in :meth:`load`): :func:`default_word_split`.
     """
 
     def __init__(self, model: CTPN, scales: tuple[int, ...] = (DEFAULT_SCALE,), max_side: int = DEFAULT_MAX_SIDE,
                  score_threshold: float = 0.7, proposal_nms: float = 0.3, lines: LineConfig | None = None,
-                 name: str = "ctpn", word_split: WordSplitter | InkSplit | None = InkSplit(),
+                 name: str = "ctpn", word_split: "WordCut | str | None" = "auto",
                  cover_threshold: float = 0.5, zoom: Zoom | None = None, line_margin: float = 0.0,
                  line_builder: str = "columns"):
         self.model = model.eval()
@@ -123,7 +125,11 @@ class Detector:
         self.score_threshold = score_threshold
         self.proposal_nms = proposal_nms
         self.lines = lines or LineConfig()
-        self.word_split = word_split
+        if word_split == "auto":
+            word_split = default_word_split()
+        elif isinstance(word_split, str):
+            raise ValueError(f"word_split must be a word cut, None or 'auto', got {word_split!r}")
+        self.word_split: WordCut | None = word_split
         self.name = name
 
     @classmethod
@@ -134,8 +140,8 @@ class Detector:
         Settings stored with the weights (``scenetext export --score-threshold/--line-min-score/
         --scale/--max-side``) are the defaults; arguments passed here win (``line_min_score``,
         ``LineConfig.min_score``, is also accepted here; a ``lines=`` argument replaces it).
-        Words are cut by the shipped word splitter (``wordsplit.pt``) when it is there,
-        else by the blank-column split; ``word_split=`` chooses.
+        Words are cut as by :class:`Detector` (``word_split="auto"``: the shipped word splitter,
+        ``wordsplit.pt``, when it is there, else the blank-column split); ``word_split=`` chooses.
         """
         path = Path(path) if path else model_path("ctpn")
         ck = checkpoint.load(path, kind="ctpn")
@@ -151,10 +157,10 @@ class Detector:
         # Channels-last weights and activations run the convolutions ~20 % faster on a CPU (same
         # results to 1e-5). Only for a model loaded here: a training run's model keeps its layout.
         model.to(memory_format=torch.channels_last)
-        if "word_split" not in kwargs:
+        if kwargs.get("word_split", "auto") == "auto":
             kwargs["word_split"] = default_word_split()
         name = f"ctpn-{model.config.variant}:{path.name}"
-        if isinstance(kwargs["word_split"], WordSplitter):
+        if getattr(kwargs["word_split"], "name", None):
             name += f"+{kwargs['word_split'].name}"  # results name every model that shaped them
         kwargs.setdefault("name", name)
         return cls(model, **kwargs)
@@ -236,7 +242,7 @@ class Detector:
         word_lists = [[word for word, _ in words] for _, _, words in found]
         cuts = iter(self._cut(rgb, [word for words in word_lists for word in words]))
         out = []
-        cfg = self.word_split.config if isinstance(self.word_split, WordSplitter) else None
+        cfg = getattr(self.word_split, "rules", None)
         for (quad, score, _), words in zip(found, word_lists):
             pieces = [clip(piece) for _ in words for piece in next(cuts)]
             if cfg is not None and words and not pieces and cfg.drop_empty:
@@ -254,9 +260,7 @@ class Detector:
         the word splitter drops it)."""
         if self.word_split is None:
             return [[quad] for quad in quads]
-        if isinstance(self.word_split, WordSplitter):
-            return self.word_split.split(rgb, quads)
-        return [split_by_ink(rgb, quad, self.word_split) for quad in quads]
+        return self.word_split.cut(rgb, quads)
 
 
 @dataclass
@@ -355,6 +359,24 @@ def _word_groups(words: list[np.ndarray], gap: float | None) -> list[list[np.nda
         else:
             groups[-1].append(word)
     return groups
+
+
+class WordCut(Protocol):
+    """How the detector cuts its word boxes further (:class:`~.words.InkSplit`,
+    :class:`~.splitter.WordSplitter`, or any object with these members).
+
+    Attributes:
+        name: the model's name, added to the detector's (``None`` for a cut with no model).
+        rules: what the detector does with the lines whose boxes were cut (an object with
+            ``drop_empty``, ``trim_lines`` and ``line_gap``, as :class:`~.splitter.SplitConfig`),
+            or ``None``: lines are kept whole, as found.
+    """
+
+    name: str | None
+    rules: object | None
+
+    def cut(self, image: np.ndarray, quads: list[np.ndarray]) -> list[list[np.ndarray]]:
+        """For each box on RGB ``image``: its word quads, left to right (``[]``: no word in it)."""
 
 
 def default_word_split() -> WordSplitter | InkSplit:

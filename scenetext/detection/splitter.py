@@ -107,8 +107,14 @@ class WordSplitter:
     @classmethod
     def load(cls, path: str | Path | None = None, **kwargs) -> "WordSplitter":
         """Load a model file (default: the shipped ``wordsplit.pt``, verified against its
-        manifest), BatchNorms folded."""
+        manifest), BatchNorms folded. The :class:`SplitConfig` settings stored with the weights
+        (``scenetext export --split-threshold``) are the defaults; ``config=`` replaces them."""
         path = Path(path) if path else model_path("wordsplit")
+        if "config" not in kwargs:
+            from .. import checkpoint
+
+            stored = checkpoint.load(path, kind="wordsplit").get("meta", {}).get("settings", {})
+            kwargs["config"] = SplitConfig(**stored)
         model = Recognizer.load(path, kind="wordsplit").model  # the same inference preparation
         kwargs.setdefault("name", f"wordsplit-{model.config.variant}:{path.name}")
         return cls(model, **kwargs)
@@ -118,6 +124,16 @@ class WordSplitter:
         if not crops:
             return []
         return [np.exp(lp[:, 1]) for lp in self._frames.log_probs(crops)]
+
+    @property
+    def rules(self) -> "SplitConfig":
+        """What the detector does with a line whose boxes this splitter cut (the WordCut
+        interface): drop it when no word is left, trim it to its words, cut it at wide spaces."""
+        return self.config
+
+    def cut(self, image: np.ndarray, quads: list[np.ndarray]) -> list[list[np.ndarray]]:
+        """The WordCut interface: :meth:`split`."""
+        return self.split(image, quads)
 
     def split(self, image: np.ndarray, quads: list[np.ndarray]) -> list[list[np.ndarray]]:
         """For each box on RGB ``image``: its word quads, left to right (``[]`` when dropped).

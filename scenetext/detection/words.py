@@ -47,6 +47,14 @@ class InkSplit:
     min_word: float = 0.5
     reference: float = 90.0
 
+    # The WordCut interface (detection.predictor): no model of its own, no line rules.
+    name = None
+    rules = None
+
+    def cut(self, image: np.ndarray, quads: list[np.ndarray]) -> list[list[np.ndarray]]:
+        """Each box on RGB ``image`` cut at its blank columns (:func:`split_by_ink`)."""
+        return [split_by_ink(image, quad, self) for quad in quads]
+
 
 def true_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Starts and (exclusive) ends of the runs of True in a 1-D boolean array."""
