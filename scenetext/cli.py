@@ -95,6 +95,9 @@ ZOOM_HELP = ("also look again at this short side (e.g. 1400) where the detector 
               help="detector model file (default: shipped)")
 @click.option("--weights-rec", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="recogniser model file (default: shipped)")
+@click.option("--models", "models_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="model folder (manifest.json), e.g. written by 'scenetext finetune'; roles it lacks use "
+                   "the shipped models, --weights-det/--weights-rec win over it")
 @click.option("--backend", type=click.Choice(["torch", "onnxruntime"]),
               help="where the networks run (default: onnxruntime where it is installed, else torch)")
 @click.option("--onnx-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -105,7 +108,7 @@ ZOOM_HELP = ("also look again at this short side (e.g. 1400) where the detector 
 @click.option("--ray-workers", type=click.IntRange(min=1), default=2, show_default=True,
               help="with --ray: actors, each loading the models once and using one CPU")
 def run(inputs, out, recursive, fmt, no_annotate, level, min_confidence, max_side, zoom, lexicon, skip_existing,
-        workers, quiet, weights_det, weights_rec, backend, onnx_dir, ray_address, ray_workers):
+        workers, quiet, weights_det, weights_rec, models_dir, backend, onnx_dir, ray_address, ray_workers):
     """Find and read the text in photos.
 
     INPUT is any mix of image files and folders. For each image, OUT/<name>.json holds the lines
@@ -130,6 +133,8 @@ def run(inputs, out, recursive, fmt, no_annotate, level, min_confidence, max_sid
         check_writable_dir(out)
     except OSError as err:
         raise click.BadParameter(str(err), param_hint="'-o' / '--out'") from None
+    if models_dir is not None:
+        weights_det, weights_rec = _folder_weights(models_dir, weights_det, weights_rec)
     batch = BatchRun(inputs, out, recursive=recursive, fmt=fmt, annotate=not no_annotate, skip_existing=skip_existing)
     reader = None
     if batch.todo and not ray_address:
@@ -174,6 +179,16 @@ def run(inputs, out, recursive, fmt, no_annotate, level, min_confidence, max_sid
     if not quiet:
         _print_outcome(pages, batch.jobs, summary, out)
     click.get_current_context().exit(1 if summary.failures else 0)
+
+
+def _folder_weights(folder: Path, weights_det, weights_rec):
+    """--weights-det/--weights-rec, else the verified files of the model folder (None: shipped)."""
+    from .shipped import ManifestError, role_path
+
+    try:
+        return (weights_det or role_path("detector", folder), weights_rec or role_path("recogniser", folder))
+    except ManifestError as err:
+        raise click.BadParameter(printable(str(err)), param_hint="'--models'") from None
 
 
 def _load_reader(weights_det, weights_rec, max_side, min_confidence, lexicon, level, zoom=None, **runtime):
@@ -385,8 +400,9 @@ def train():
               help="folder to report accuracy on during training; repeatable")
 @click.option("--val-every", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--val-limit", type=click.IntRange(min=1), default=None, help="crops per --val folder")
-@click.option("--variant", type=click.Choice(["small", "medium", "fast", "large"]), default="small", show_default=True,
-              help="model size; with --init weights of a wider variant, starts from their most important channels")
+@click.option("--variant", type=click.Choice(["small", "medium", "fast", "large"]),
+              help="model size (default: the --init file's, else small); smaller than the --init file's: "
+                   "starts from its most important channels")
 @click.option("--charset", "charset_file", type=click.Path(exists=True, dir_okay=False),
               help="file of characters (default: digits, Latin letters, punctuation, space)")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -414,6 +430,53 @@ def train_rec(out, steps, batch_size, lr, real, real_ratio, val, val_every, val_
                        charset_file=charset_file, seed=seed, workers=workers, threads=threads,
                        checkpoint_minutes=checkpoint_minutes, init=init, teacher=teacher, distill=distill,
                        resume=not no_resume, stop_at=stop_at, orient_tall=not no_orient_tall))
+
+
+@main.command("finetune")
+@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="new folder for the models (manifest.json), report.md and curve.png")
+@click.option("--minutes", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="time budget of the whole run, scoring included")
+@click.option("--models", type=click.Choice(["rec", "det", "both"]),
+              help="models to fine-tune (default: both for photos, rec for crops)")
+@click.option("--init-rec", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="recogniser to start from (default: shipped); its variant is kept")
+@click.option("--init-det", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="detector to start from (default: shipped)")
+@click.option("--mix", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="crop set kept in the recogniser's mix, so it still reads that kind of text; repeatable")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=1, show_default=True,
+              help="processes preparing training samples")
+def finetune(data, out, minutes, models, init_rec, init_det, mix, seed, threads, workers):
+    """Fine-tune the models on your own labelled data, with a before/after report.
+
+    DATA: crop sets (a folder with labels.tsv, labels.txt or gt.txt, or a label file 'image<TAB>text')
+    and photo sets (an ICDAR folder images/ + gt/, or a PaddleOCR detection label file). A part is
+    held out to score the models before and after; the words of photos are cut into crops for the
+    recogniser. OUT is a model folder: 'scenetext run --models OUT' reads with it.
+    """
+    from .train.finetune import DataError, FinetuneConfig, RichProgress
+    from .train.finetune import finetune as run_finetune
+
+    cfg = FinetuneConfig(data=[str(p) for p in data], out=str(out), minutes=minutes, models=models,
+                         init_rec=str(init_rec) if init_rec else None, init_det=str(init_det) if init_det else None,
+                         mix=list(mix), seed=seed, threads=threads, workers=workers)
+    progress = RichProgress()
+    try:
+        report = run_finetune(cfg, progress)
+    except DataError as err:
+        raise click.ClickException(printable(str(err))) from None
+    finally:
+        progress.stop()
+    from .train.finetune import figures_line
+
+    click.echo(f"before: {figures_line(report.before)}")
+    click.echo(f"after:  {figures_line(report.after)}")
+    click.echo(f"wrote {printable(str(out))}/ (models, manifest.json, report.md, curve.png) in "
+               f"{report.seconds / 60:.1f} min")
 
 
 # --------------------------------------------------------------------------------- eval

@@ -102,14 +102,18 @@ def training_checkpoint(kind: str, model_cfg, model, opt, step: int, best: float
 
 class CheckpointPolicy:
     """When a loop writes last.pt: every `minutes`, at the last step, and when asked to stop (a
-    signal, or `stop_at` reached). `after_step` saves when due and says whether to stop."""
+    signal, `stop_at` reached, or the wall clock past `deadline`, a ``time.time()`` value).
+    `after_step` saves when due and says whether to stop."""
 
-    def __init__(self, minutes: float, steps: int, stop_at: int | None, stop: StopSignal):
+    def __init__(self, minutes: float, steps: int, stop_at: int | None, stop: StopSignal,
+                 deadline: float | None = None):
         self.minutes, self.steps, self.stop_at, self.stop = minutes, steps, stop_at, stop
+        self.deadline = deadline
         self.last = time.time()
 
     def after_step(self, step: int, save) -> bool:
-        stopping = self.stop.requested or (self.stop_at is not None and step >= self.stop_at)
+        stopping = (self.stop.requested or (self.stop_at is not None and step >= self.stop_at)
+                    or (self.deadline is not None and time.time() >= self.deadline))
         if stopping or time.time() - self.last > self.minutes * 60 or step >= self.steps:
             save()
             self.last = time.time()

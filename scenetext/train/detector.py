@@ -73,6 +73,7 @@ class DetTrainConfig:
     paste_ratio: float = 0.5  # share of the synthetic samples that are pasted-crop scenes
     paste_holdout_scenes: int = 40  # scenes rendered from the held-out crops, for validation
     paste_margin: tuple[float, float] = (0.0, 0.0)  # seamless pasting: PasteStyle.margin range
+    deadline: float | None = None  # checkpoint and stop once time.time() passes this
 
 
 def _print(msg: str) -> None:
@@ -165,9 +166,12 @@ def _train_step(model: CTPN, opt, batch, step: int, cfg: DetTrainConfig, skipped
     return step + 1
 
 
-def train(cfg: DetTrainConfig, renderer_factory=None) -> Path:
+def train(cfg: DetTrainConfig, renderer_factory=None, real_samples: list[DetSample] | None = None,
+          holdout_samples: list[DetSample] | None = None) -> Path:
     """Train (or resume) a detector; returns the path of ``last.pt``. ``renderer_factory``
-    replaces the default :class:`~scenetext.synth.render_scenes.SceneRenderer`."""
+    replaces the default :class:`~scenetext.synth.render_scenes.SceneRenderer`.
+    ``real_samples`` and ``holdout_samples`` (photos already split, from any format) replace the
+    photos of ``cfg.real`` and their held-out split."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
@@ -192,8 +196,11 @@ def train(cfg: DetTrainConfig, renderer_factory=None) -> Path:
     model.train()
     _print(f"CTPN-{model_cfg.variant}: {count_parameters(model):,} parameters")
 
-    real = [sample for folder in cfg.real for sample in read_det_set(folder)]
-    real_train, holdout = split_holdout(real, cfg.holdout)
+    if real_samples is not None:
+        real_train, holdout = list(real_samples), list(holdout_samples or [])
+    else:
+        real = [sample for folder in cfg.real for sample in read_det_set(folder)]
+        real_train, holdout = split_holdout(real, cfg.holdout)
     _print(f"real photos: {len(real_train)} for training, {len(holdout)} held out; real ratio {cfg.real_ratio}")
     crops = [sample for folder in cfg.paste for sample in read_rec_set(folder)]
     paste_train, paste_held = split_holdout(crops, cfg.holdout)
@@ -221,7 +228,7 @@ def train(cfg: DetTrainConfig, renderer_factory=None) -> Path:
 
     window_start, losses = time.time(), []
     with StopSignal() as stop, open(log_path, "a") as log:
-        policy = CheckpointPolicy(cfg.checkpoint_minutes, cfg.steps, cfg.stop_at, stop)
+        policy = CheckpointPolicy(cfg.checkpoint_minutes, cfg.steps, cfg.stop_at, stop, cfg.deadline)
         for batch, skipped in loader:
             add_counts(skipped_total, skipped)
             step = _train_step(model, opt, batch, step, cfg, skipped_total, losses)

@@ -2,8 +2,10 @@
 
 Every sample is a pure function of (seed, index), so runs are reproducible, DataLoader workers
 need no coordination, and resuming at step s continues with exactly the samples of step s.
-Bad samples (unreadable images, characters outside the charset, labels too long for the crop)
-come back as a reason string instead of a sample; the collate function counts and drops them.
+Crops too narrow for their label under CTC at height 32 are widened (:func:`widen_for_label`).
+Bad samples (unreadable images, characters outside the charset, labels too long even for the
+widest training crop) come back as a reason string instead of a sample; the collate function
+counts and drops them.
 """
 
 from __future__ import annotations
@@ -75,16 +77,46 @@ def occlude(rng: random.Random, img: np.ndarray) -> np.ndarray:
     return out
 
 
+def widen_for_label(arr: np.ndarray, ids: list[int], max_width: int = MAX_TRAIN_WIDTH) -> np.ndarray | None:
+    """A prepared crop ``(H, W)`` padded left and right (its edge columns repeated) to the width
+    its label needs under CTC (:func:`~scenetext.recognition.preprocess.min_frames` frames of
+    ``FRAME_STRIDE`` pixels); unchanged when wide enough, ``None`` when the label needs more
+    than ``max_width`` pixels."""
+    need = min_frames(ids) * FRAME_STRIDE
+    if arr.shape[1] >= need:
+        return arr
+    if need > max_width:
+        return None
+    extra = need - arr.shape[1]
+    return np.pad(arr, ((0, 0), (extra // 2, extra - extra // 2)), mode="edge")
+
+
+def needs_widening(width: int, height: int, text: str, charset: Charset) -> bool:
+    """Whether a ``width`` x ``height`` crop labelled ``text`` is too narrow for CTC at the
+    recogniser's height (what :func:`widen_for_label` fixes)."""
+    from ..recognition.preprocess import target_width
+
+    ids = charset.encode(text)
+    return target_width(width, height, max_width=MAX_TRAIN_WIDTH) // FRAME_STRIDE < min_frames(ids)
+
+
 class WordSampleSource:
-    """Produces (prepared crop, label ids) for a global sample index."""
+    """Produces (prepared crop, label ids) for a global sample index.
+
+    A sample is a real crop with probability ``real_ratio``, else one of ``mix_samples`` (crops
+    of other sets kept in the mix so a fine-tuned model still reads them) with probability
+    ``mix_ratio``, else a synthetic word."""
 
     def __init__(self, charset: Charset, real_samples=(), real_ratio: float = 0.5, seed: int = 0,
-                 renderer_factory=None, augment: bool = True, orientations: dict[str, int] | None = None):
+                 renderer_factory=None, augment: bool = True, orientations: dict[str, int] | None = None,
+                 mix_samples=(), mix_ratio: float = 0.0):
         self.charset = charset
         # image path -> degrees clockwise that turn a tall real crop's word upright (orientation.py)
         self.orientations = orientations or {}
         self.real = list(real_samples)
         self.real_ratio = real_ratio if self.real else 0.0
+        self.mix = list(mix_samples)
+        self.mix_ratio = mix_ratio if self.mix else 0.0
         self.seed = seed
         self.augment = augment
         self._renderer = LazyRenderer(renderer_factory or word_renderer)
@@ -96,8 +128,10 @@ class WordSampleSource:
     def raw(self, index: int):
         """(RGB image, text, is_real) or (None, reason, is_real)."""
         rng = sample_rng(self.seed, index)
-        if rng.random() < self.real_ratio:
-            s = self.real[rng.randrange(len(self.real))]
+        draw = rng.random()
+        if draw < self.real_ratio + self.mix_ratio:
+            pool = self.real if draw < self.real_ratio else self.mix
+            s = pool[rng.randrange(len(pool))]
             bgr = cv2.imread(str(s.image), cv2.IMREAD_COLOR)
             if bgr is None:
                 return None, "unreadable image", True
@@ -114,9 +148,9 @@ class WordSampleSource:
             return text
         if not text or not self.charset.covers(text):
             return "characters outside the charset" if text else "empty label"
-        arr = prepare_crop(img, max_width=MAX_TRAIN_WIDTH)
         ids = self.charset.encode(text)
-        if arr.shape[1] // FRAME_STRIDE < min_frames(ids):
+        arr = widen_for_label(prepare_crop(img, max_width=MAX_TRAIN_WIDTH), ids)
+        if arr is None:
             return "label too long for the crop"
         return arr, ids
 

@@ -57,7 +57,9 @@ class RecTrainConfig:
     threads: int = 2
     checkpoint_minutes: float = 5.0
     bucket: int = 4  # batches rendered together and cut by width
-    variant: str = "small"
+    # Model size; None: the variant of the --init file (same size, weights copied), else "small".
+    # A variant smaller than the --init file's starts from its most important channels.
+    variant: str | None = None
     charset_file: str | None = None
     resume: bool = True
     stop_at: int | None = None  # checkpoint and stop at this step (the LR schedule still follows `steps`)
@@ -111,8 +113,7 @@ def train(cfg: RecTrainConfig) -> Path:
         model_cfg = CRNNConfig.from_dict(state["config"])
         _print(f"resuming from {last_path} at step {state['train']['step']}")
     else:
-        chars = Charset.from_file(cfg.charset_file).chars if cfg.charset_file else CRNNConfig().chars
-        model_cfg = CRNNConfig(variant=cfg.variant, chars=chars)
+        model_cfg = _model_config(cfg)
     torch.manual_seed(cfg.seed)
     model = CRNN(model_cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -190,6 +191,18 @@ def train(cfg: RecTrainConfig) -> Path:
     if skipped_total:
         _print("skipped samples: " + ", ".join(f"{k}: {v}" for k, v in sorted(skipped_total.items())))
     return last_path
+
+
+def _model_config(cfg: RecTrainConfig) -> CRNNConfig:
+    """The model a new run trains: ``cfg.variant``, else the variant of the ``cfg.init`` file,
+    else ``small``; the characters of ``cfg.charset_file``, else the init file's, else the default."""
+    init_cfg = CRNNConfig.from_dict(checkpoint.load(cfg.init, kind="crnn")["config"]) if cfg.init else None
+    variant = cfg.variant or (init_cfg.variant if init_cfg else "small")
+    if cfg.charset_file:
+        chars = Charset.from_file(cfg.charset_file).chars
+    else:
+        chars = init_cfg.chars if init_cfg else CRNNConfig().chars
+    return CRNNConfig(variant=variant, chars=chars)
 
 
 def _orientations(cfg: RecTrainConfig, path: Path, model: CRNN, model_cfg: CRNNConfig, samples,

@@ -1,0 +1,188 @@
+"""`scenetext finetune`: data detection, the schedule, narrow-crop widening and a short real run."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from scenetext.cli import main
+from scenetext.data.formats import DetSample, RecSample, Region, write_det_set, write_rec_set
+from scenetext.recognition.charset import Charset
+from scenetext.recognition.model import CRNNConfig
+from scenetext.recognition.preprocess import FRAME_STRIDE, min_frames
+from scenetext.train.finetune import (
+    DataError,
+    FinetuneConfig,
+    Quiet,
+    detect_source,
+    finetune,
+    plan_schedule,
+    resolve_models,
+)
+from scenetext.train.rec_data import WordSampleSource, needs_widening, widen_for_label
+
+WORDS = ["OPEN", "exit", "Cafe", "24h", "SALE", "north", "Bus", "stop", "Hotel", "menu"]
+
+
+def _crop(text: str, width: int | None = None) -> np.ndarray:
+    w = width or 14 * len(text) + 10
+    img = np.full((32, w, 3), 235, np.uint8)
+    cv2.putText(img, text, (4, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (20, 20, 20), 2)
+    return img
+
+
+def _crop_set(folder: Path, n: int) -> Path:
+    (folder / "images").mkdir(parents=True)
+    samples = []
+    for i in range(n):
+        text = WORDS[i % len(WORDS)]
+        path = folder / "images" / f"w{i:03d}.png"
+        cv2.imwrite(str(path), _crop(text))
+        samples.append(RecSample(path, text))
+    write_rec_set(folder, samples)
+    return folder
+
+
+# ------------------------------------------------------------------------------ detection
+
+def test_detects_each_kind_of_data(tmp_path):
+    crops = _crop_set(tmp_path / "crops", 3)
+    assert detect_source(crops).kind == "crops"
+    assert detect_source(crops / "labels.tsv").kind == "crops"
+    photo = tmp_path / "det" / "images" / "p.png"
+    photo.parent.mkdir(parents=True)
+    cv2.imwrite(str(photo), np.zeros((64, 64, 3), np.uint8))
+    write_det_set(tmp_path / "det", [DetSample(photo, [Region(np.array([[1, 1], [30, 1], [30, 20], [1, 20]]), "AB")])])
+    assert detect_source(tmp_path / "det").kind == "icdar"
+    paddle = tmp_path / "paddle.txt"
+    paddle.write_text('det/images/p.png\t[{"transcription": "AB", "points": [[1,1],[30,1],[30,20],[1,20]]}]\n')
+    assert detect_source(paddle).kind == "paddle"
+    assert resolve_models(None, [detect_source(paddle)]) == (True, True)
+    assert resolve_models(None, [detect_source(crops)]) == (True, False)
+
+
+def test_data_errors_are_one_line_naming_the_path(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="empty: not a data set"):
+        detect_source(tmp_path / "empty")
+    junk = tmp_path / "junk.txt"
+    junk.write_text("justoneword\n")
+    with pytest.raises(DataError, match="junk.txt: not a label file"):
+        detect_source(junk)
+    with pytest.raises(DataError, match="no such file"):
+        detect_source(tmp_path / "missing")
+    with pytest.raises(DataError, match="needs photos"):
+        resolve_models("det", [detect_source(_crop_set(tmp_path / "c", 2))])
+
+    result = CliRunner().invoke(main, ["finetune", str(tmp_path / "empty"), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1 and "not a data set" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_broken_label_file_is_a_data_error(tmp_path):
+    folder = _crop_set(tmp_path / "crops", 2)
+    (folder / "labels.tsv").write_text("images/w000.png\tOPEN\nimages/nothere.png\tX\n")
+    with pytest.raises(DataError, match=r"labels.tsv:2: image not found"):
+        finetune(FinetuneConfig(data=[str(folder)], out=str(tmp_path / "out")), Quiet())
+
+
+# ------------------------------------------------------------------------------- schedule
+
+def test_schedule_fits_the_time_and_the_data():
+    s = plan_schedule(600, 0.5, n_train=100_000, batch_size=64, lr=3e-4, real_ratio=0.6)
+    assert s.steps == 1200 and s.limited_by == "time"
+    assert 8 <= s.warmup <= 0.06 * s.steps
+    small = plan_schedule(600, 0.5, n_train=40, batch_size=64, lr=3e-4, real_ratio=0.6)
+    assert small.limited_by == "data" and small.steps < 1200
+    capped = plan_schedule(600, 0.5, n_train=100_000, batch_size=64, lr=3e-4, real_ratio=0.6, max_steps=5)
+    assert capped.steps == 5 and capped.warmup <= 5
+
+
+# ------------------------------------------------------------------------------- widening
+
+def test_narrow_crops_are_widened_to_what_their_label_needs():
+    charset = CRNNConfig().charset
+    ids = charset.encode("MISSISSIPPI")  # two repeated pairs need blanks between them
+    arr = np.zeros((32, 16), np.float32)
+    widened = widen_for_label(arr, ids)
+    assert widened.shape == (32, min_frames(ids) * FRAME_STRIDE)
+    assert widen_for_label(np.zeros((32, 200), np.float32), ids).shape == (32, 200)
+    assert widen_for_label(arr, charset.encode("x" * 200)) is None
+    assert needs_widening(20, 32, "MISSISSIPPI", charset) and not needs_widening(200, 32, "MISSISSIPPI", charset)
+
+
+def test_a_narrow_real_crop_trains_instead_of_being_skipped(tmp_path):
+    path = tmp_path / "narrow.png"
+    cv2.imwrite(str(path), _crop("WWWWWWWWWW", width=24))
+    source = WordSampleSource(Charset(CRNNConfig().chars), [RecSample(path, "WWWWWWWWWW")], real_ratio=1.0,
+                              augment=False)
+    arr, ids = source(0)
+    assert arr.shape[1] // FRAME_STRIDE >= min_frames(ids)
+
+
+def test_train_rec_init_implies_its_variant(tmp_path):
+    from scenetext import shipped
+    from scenetext.train.recognizer import RecTrainConfig, _model_config
+
+    init = str(shipped.model_path("crnn"))
+    assert _model_config(RecTrainConfig(init=init)).variant == "medium"
+    assert _model_config(RecTrainConfig(init=init, variant="fast")).variant == "fast"  # shrinking
+    assert _model_config(RecTrainConfig()).variant == "small"
+
+
+# ----------------------------------------------------------------------------- a real run
+
+@pytest.fixture(scope="module")
+def finetuned(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("finetune")
+    data = _crop_set(tmp / "crops", 40)
+    cfg = FinetuneConfig(data=[str(data)], out=str(tmp / "out"), minutes=3, max_steps=4, batch_size=8, workers=0,
+                         threads=1)
+    return finetune(cfg, Quiet()), tmp
+
+
+def test_finetune_writes_a_model_folder_with_a_report(finetuned):
+    report, tmp = finetuned
+    out = tmp / "out"
+    assert {"crnn.pt", "manifest.json", "report.md", "curve.png"} <= {p.name for p in out.iterdir()}
+    assert [e["name"] for e in json.loads((out / "manifest.json").read_text())["models"]] == ["crnn"]
+    text = (out / "report.md").read_text()
+    assert "| word accuracy | " in text and "case-sensitive" in text
+    assert "little data: 40 labelled crops" in text
+    assert report.counts["crops_train"] + report.counts["crops_held_out"] == 40
+    assert report.counts["crops_held_out"] >= 1
+    run = report.runs[0]
+    assert run.steps_done >= 4 and run.schedule.steps == 4
+    assert cv2.imread(str(out / "curve.png")) is not None
+    assert 0.0 <= report.after["accuracy"] <= 1.0
+
+
+def test_reader_and_run_use_the_folder(finetuned):
+    from scenetext.reader import Reader
+
+    _, tmp = finetuned
+    out = tmp / "out"
+    reader = Reader(models=str(out), bound_memory=False)
+    assert Path(reader._recognizer_weights) == out / "crnn.pt"
+    assert reader._detector_weights is None  # the folder has no detector: the shipped one
+    assert len(reader.recognizer.recognize([_crop("OPEN")])) == 1
+
+    photo = tmp / "photo.png"
+    cv2.imwrite(str(photo), np.full((120, 200, 3), 255, np.uint8))
+    result = CliRunner().invoke(main, ["run", str(photo), "--models", str(out), "-o", str(tmp / "read"), "-q"])
+    assert result.exit_code == 0, result.output
+    page = json.loads((tmp / "read" / "photo.png.json").read_text())
+    assert "crnn.pt" in json.dumps(page)
+
+
+def test_finetune_never_writes_into_a_used_folder(finetuned, tmp_path):
+    _, tmp = finetuned
+    with pytest.raises(DataError, match="not an empty folder"):
+        finetune(FinetuneConfig(data=[str(tmp / "crops")], out=str(tmp / "out")), Quiet())
