@@ -8,7 +8,7 @@ Samples mix two sources:
   inside a word's span (the word mapped into the crop, if it covers at least half the crop's
   rows) is 1, inside a ``###`` region it is ignored, anything else is 0. Sets with line-level
   ground truth (MSRA-TD500) give only negatives: boxes that touch no line. These crops are built
-  once per run (``real_crops.pkl`` in the run folder) from detection folders, from scenes of
+  once per run (``real_crops.pt`` in the run folder) from detection folders, from scenes of
   pasted real word crops and from synthetic font scenes; 5 % of the photos and word crops (by
   path hash, as in detector training) are kept out and give the validation crops.
 
@@ -21,7 +21,6 @@ Ctrl-C and at the end; resuming continues exactly (samples are a function of see
 from __future__ import annotations
 
 import json
-import pickle
 import random
 import time
 from dataclasses import dataclass, field
@@ -124,6 +123,19 @@ def detector_crops(detector, samples: list[DetSample], words_level: bool, images
                 labels = np.zeros(frames, np.int64)
             out.append((crop.image, labels))
     return out
+
+
+def _save_crops(path: Path, real: dict[str, list[tuple]]) -> None:
+    """The run's detector crops as plain tensors (read back with ``weights_only=True``)."""
+    from .. import checkpoint
+
+    checkpoint.save(path, {split: [[torch.from_numpy(np.ascontiguousarray(img)), torch.from_numpy(labels)]
+                                   for img, labels in items] for split, items in real.items()})
+
+
+def _load_crops(path: Path) -> dict[str, list[tuple]]:
+    obj = torch.load(path, map_location="cpu", weights_only=True)  # tensors and lists only: nothing runs
+    return {split: [(img.numpy(), labels.numpy()) for img, labels in items] for split, items in obj.items()}
 
 
 def _scenes(renderer, n: int, seed: int):
@@ -261,7 +273,7 @@ def train(cfg: SplitTrainConfig) -> Path:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
-    last_path, best_path, log_path, crops_path = out / "last.pt", out / "best.pt", out / "log.jsonl", out / "real_crops.pkl"
+    last_path, best_path, log_path, crops_path = out / "last.pt", out / "best.pt", out / "log.jsonl", out / "real_crops.pt"
     state = checkpoint.load(last_path, kind="wordsplit") if cfg.resume and last_path.is_file() else None
     model_cfg = CRNNConfig.from_dict(state["config"]) if state else CRNNConfig(variant=cfg.variant, classes=2)
     torch.manual_seed(cfg.seed)
@@ -279,7 +291,7 @@ def train(cfg: SplitTrainConfig) -> Path:
     _print(f"word splitter CRNN-{model_cfg.variant}: {count_parameters(model):,} parameters")
 
     if crops_path.is_file():
-        real = pickle.loads(crops_path.read_bytes())
+        real = _load_crops(crops_path)
     else:
         threads = cv2.getNumThreads()
         cv2.setNumThreads(1)  # no OpenCV pool before the data workers fork
@@ -287,7 +299,7 @@ def train(cfg: SplitTrainConfig) -> Path:
             real = build_real_crops(cfg)
         finally:
             cv2.setNumThreads(threads)
-        crops_path.write_bytes(pickle.dumps(real))
+        _save_crops(crops_path, real)
     _print(f"detector crops: {len(real['train'])} for training, {len(real['val'])} for validation; "
            f"real ratio {cfg.real_ratio}")
 
