@@ -137,7 +137,7 @@ def run(inputs, out, recursive, fmt, no_annotate, level, min_confidence, max_sid
         weights_det, weights_rec = _folder_weights(models_dir, weights_det, weights_rec)
     batch = BatchRun(inputs, out, recursive=recursive, fmt=fmt, annotate=not no_annotate, skip_existing=skip_existing)
     reader = None
-    if batch.todo and not ray_address:
+    if batch.todo:  # also with --ray: the same clear errors before any image is touched
         reader = _load_reader(weights_det, weights_rec, max_side, min_confidence, lexicon, level, zoom,
                               backend=backend, onnx_dir=onnx_dir)
 
@@ -169,6 +169,7 @@ def run(inputs, out, recursive, fmt, no_annotate, level, min_confidence, max_sid
             console.print(f"warning: {printable(reason)}", markup=False, soft_wrap=True)
 
         if ray_address:
+            reader = None  # each Ray actor loads its own
             options = dict(weights_det=weights_det, weights_rec=weights_rec, max_side=max_side, level=level,
                            min_confidence=min_confidence, lexicon=lexicon, zoom=zoom, backend=backend, onnx_dir=onnx_dir)
             summary = _run_on_ray(batch, ray_address, ray_workers, options, failed, lambda job, lines: advance(),
@@ -212,14 +213,14 @@ def _run_on_ray(batch, address, workers, options, on_failure, on_page, on_report
     import functools
 
     try:
-        from .rayrun import RayUnavailable, run_on_ray
+        from .rayrun import RayRunError, RayUnavailable, run_on_ray
     except ImportError:
         raise click.ClickException("--ray needs Ray: pip install 'scenetext[ray]'") from None
     factory = functools.partial(make_reader, **{k: v for k, v in options.items() if v is not None})
     try:
         return run_on_ray(batch, factory, address=address, workers=workers, on_failure=on_failure, on_page=on_page,
                           on_report_error=on_report_error)
-    except RayUnavailable as err:
+    except (RayUnavailable, RayRunError) as err:
         raise click.ClickException(printable(str(err))) from None
 
 
@@ -286,7 +287,7 @@ def report(out):
         path = write_report(out)
     except OSError as err:
         raise click.ClickException(f"cannot write the report: {err}") from None
-    click.echo(f"wrote {path}")
+    click.echo(f"wrote {printable(str(path))}")
 
 
 # --------------------------------------------------------------------------------- synth

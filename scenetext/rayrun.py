@@ -25,10 +25,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .batch import BATCH_IMAGES, SUMMARY_NAME, Failure, ImageJob, OutputWriter, Summary, process_images
 
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from .reader import Reader
     from .results import PageResult
 
-__all__ = ["Outcome", "RayUnavailable", "run_on_ray"]
+__all__ = ["Outcome", "RayRunError", "RayUnavailable", "run_on_ray"]
 
 #: The object store's share of memory on a local cluster, and the cap on what the pipeline holds in it.
 OBJECT_STORE_BYTES = 256 << 20
@@ -45,6 +46,11 @@ OBJECT_STORE_BYTES = 256 << 20
 
 class RayUnavailable(RuntimeError):
     """Ray is not installed (``pip install 'scenetext[ray]'``) or the cluster cannot be reached."""
+
+
+class RayRunError(RuntimeError):
+    """The pipeline stopped (an actor could not start, or failed past Ray's retries); the outputs
+    written so far are whole, and a run with ``skip_existing`` goes on from them."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,7 @@ def run_on_ray(batch: "BatchRun", make_reader: Callable[[], "Reader"], *, addres
 
     Raises:
         RayUnavailable: Ray is not installed or the cluster cannot be reached.
+        RayRunError: the pipeline stopped; ``summary.json`` is not written.
     """
     summary = Summary(images=len(batch.jobs), skipped=len(batch.jobs) - len(batch.todo),
                       failures=list(batch.failures))
@@ -146,13 +153,26 @@ def _run_jobs(batch: "BatchRun", make_reader: Callable[[], "Reader"], workers: i
     writer = batch.writer
     writer.start(batch.todo)
     try:
-        for row in outcomes.iter_rows():
+        for row in _rows(outcomes):
             outcome = _outcome(row)
             _gather(outcome, jobs, writer, summary, on_failure, on_page)
             if on_outcome:
                 on_outcome(outcome)
     finally:
         writer.close()
+
+
+def _rows(dataset) -> Iterator[dict[str, Any]]:
+    """The dataset's rows as they stream in; a failure of the pipeline becomes one :class:`RayRunError`."""
+    rows = iter(dataset.iter_rows())
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except Exception as err:  # noqa: BLE001 - Ray wraps what failed in its own exception kinds
+            raise RayRunError(f"the Ray run stopped: {root_reason(err)}") from err
+        yield row
 
 
 def _outcome(row: dict[str, Any]) -> Outcome:
@@ -202,6 +222,18 @@ def _finish(batch: "BatchRun", summary: Summary, on_failure: Callable[[Failure],
             on_failure(summary.failures[-1])
     if report:
         batch._write_report(on_report_error)
+
+
+def root_reason(err: BaseException) -> str:
+    """One line for an error that Ray wrapped (perhaps several times, with the remote traceback in
+    its text): the last ``SomeError: message`` line of the remote traceback, else the first line."""
+    text = _ANSI.sub("", str(err))
+    raised = [line.strip() for line in text.splitlines() if _RAISED.match(line.strip())]
+    return raised[-1] if raised else _first_line(err)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit): \S")
 
 
 def _first_line(err: BaseException) -> str:

@@ -14,6 +14,7 @@ from conftest import DATA, ROOT
 from scenetext import cli
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'scenetext[ray]')")
+pytestmark = pytest.mark.slow  # a local cluster and real models: about a minute
 
 BROKEN = {"empty.jpg": b"", "notes.png": b"this is not an image\n", "header.png": b"\x89PNG\r\n\x1a\n" + bytes(64)}
 
@@ -92,3 +93,14 @@ def test_ray_jsonl_records(cluster, photos, tmp_path):
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert sorted(Path(r["path"]).name for r in records) == names
     assert not list(out.glob("*.json")) or [p.name for p in out.glob("*.json")] == ["summary.json"]
+
+
+def test_a_wrapped_remote_error_is_one_line():
+    from scenetext.rayrun import root_reason
+
+    remote = ("The actor died because of an error raised in its creation task, \x1b[36mray::MapWorker.__init__()"
+              "\x1b[39m (pid=1)\nTraceback (most recent call last):\n  File \"x.py\", line 1, in f\n"
+              "ValueError: an inner one\n  File \"y.py\", line 2\n"
+              "scenetext.checkpoint.ModelFileError: /m/ctpn.pt: model file not found\n")
+    assert root_reason(RuntimeError(remote)) == "scenetext.checkpoint.ModelFileError: /m/ctpn.pt: model file not found"
+    assert root_reason(RuntimeError("lost\nmore")) == "RuntimeError: lost"
