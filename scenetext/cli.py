@@ -299,13 +299,58 @@ def synth():
 def _run_synth(kind: str, n: int, out: Path, seed: int, workers: int):
     from rich.progress import Progress
 
-    from .data import synth_writer
+    from .synth import synth_writer
 
     write = synth_writer.write_words if kind == "words" else synth_writer.write_scenes
     with Progress() as progress:
         task = progress.add_task(f"rendering {kind}", total=n)
         write(out, n, seed=seed, workers=workers, progress=lambda k: progress.advance(task, k))
     click.echo(f"wrote {n} {kind} to {out}")
+
+
+def _set_backgrounds(ctx, param, value):
+    """--backgrounds: a folder of text-free photos for synthetic data, or 'none'; the default
+    (the checkout's shared folder) must exist."""
+    import os
+
+    from .synth import sources
+
+    folder = value or str(sources.DEFAULT_BACKGROUNDS)
+    if folder != sources.NONE and not Path(folder).is_dir():
+        raise click.BadParameter(f"{printable(folder)}: no such folder of background photos; pass --backgrounds DIR "
+                                 "(text-free photos) or --backgrounds none for plain colours", param_hint="--backgrounds")
+    os.environ[sources.BACKGROUNDS_ENV] = folder  # read by the renderers here and in data workers
+    return folder
+
+
+def _set_words(ctx, param, value):
+    """--words: word-list files for synthetic text, or 'none' (the built-in list); by default the
+    shared 90k lexicon and /usr/share/dict/words, of which one must exist."""
+    import os
+
+    from .synth import sources
+
+    if value == (sources.NONE,):
+        os.environ[sources.WORDS_ENV] = sources.NONE
+        return value
+    files = [Path(v) for v in value] or list(sources.DEFAULT_WORDS)
+    missing = [f for f in files if not f.is_file()]
+    if (value and missing) or len(missing) == len(files):
+        raise click.BadParameter(f"no word list at {', '.join(printable(str(f)) for f in missing)}; pass --words FILE "
+                                 "(one word per line; repeatable), or --words none for the built-in list "
+                                 "(make fonts installs /usr/share/dict/words)", param_hint="--words")
+    os.environ[sources.WORDS_ENV] = os.pathsep.join(str(f) for f in files if f.is_file())
+    return value
+
+
+_synth_sources = [
+    click.option("--backgrounds", callback=_set_backgrounds, expose_value=False, is_eager=True,
+                 help="folder of text-free photos behind synthetic text, or 'none' "
+                      "(default: ../shared/backgrounds beside the checkout)"),
+    click.option("--words", multiple=True, callback=_set_words, expose_value=False, is_eager=True,
+                 help="word list for synthetic text (repeatable), or 'none' for the built-in list "
+                      "(default: ../shared/synth/lexicon-90k.txt and /usr/share/dict/words)"),
+]
 
 
 _synth_options = [
@@ -327,6 +372,7 @@ def _with_options(options):
 
 @synth.command("words")
 @_with_options(_synth_options)
+@_with_options(_synth_sources)
 def synth_words(n, out, seed, workers):
     """Word crops for the recogniser: OUT/images/*.jpg and OUT/labels.tsv."""
     _run_synth("words", n, out, seed, workers)
@@ -334,12 +380,14 @@ def synth_words(n, out, seed, workers):
 
 @synth.command("scenes")
 @_with_options(_synth_options)
+@_with_options(_synth_sources)
 def synth_scenes(n, out, seed, workers):
     """Scenes for the detector: OUT/images, OUT/gt (words), OUT/gt_lines (lines)."""
     _run_synth("scenes", n, out, seed, workers)
 
 
 @synth.command("preview")
+@_with_options(_synth_sources)
 @click.argument("kind", type=click.Choice(["words", "scenes"]))
 @click.option("-o", "--out", type=click.Path(dir_okay=False), required=True, help="PNG file to write")
 @click.option("-n", "--count", "n", type=click.IntRange(min=1), help="samples (default 64 words or 8 scenes)")
@@ -389,6 +437,7 @@ def train():
 
 
 @train.command("rec")
+@_with_options(_synth_sources)
 @click.option("-o", "--out", default="runs/rec", show_default=True, help="run folder (checkpoints, log.jsonl)")
 @click.option("--steps", type=click.IntRange(min=1), default=100_000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
@@ -577,6 +626,7 @@ def eval_e2e(folder, weights_det, weights_rec, json_out, limit, level, min_confi
 
 
 @train.command("det")
+@_with_options(_synth_sources)
 @click.option("-o", "--out", default="runs/det", show_default=True, help="run folder (checkpoints, log.jsonl)")
 @click.option("--steps", type=click.IntRange(min=1), default=60_000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
@@ -626,6 +676,7 @@ def train_det(out, steps, batch_size, lr, real, real_ratio, val, val_every, val_
 
 
 @train.command("split")
+@_with_options(_synth_sources)
 @click.option("-o", "--out", default="runs/split", show_default=True, help="run folder (checkpoints, log.jsonl)")
 @click.option("--steps", type=click.IntRange(min=1), default=4000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)

@@ -245,3 +245,29 @@ def test_seamless_pasting_fades_a_margin_of_edge_pixels_round_the_labelled_crop(
         cv2.fillPoly(labelled0, [np.round(w.points).astype(np.int32)], 1)
     white0 = img0.astype(int).min(axis=2) > 150
     assert (white0 & ~labelled0.astype(bool)).sum() <= 0.05 * white0.sum(), "no margin: the crop is its region"
+
+
+def test_synthetic_sources_are_explicit_options_with_a_clear_error(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from scenetext.cli import main
+    from scenetext.synth import sources
+    from scenetext.synth.backgrounds import BackgroundPool
+    from scenetext.synth.text_sampler import load_lexicon
+
+    # the options set these for the run; monkeypatch puts them back afterwards
+    monkeypatch.setenv(sources.BACKGROUNDS_ENV, "unset")
+    monkeypatch.setenv(sources.WORDS_ENV, "unset")
+    runner = CliRunner()
+    missing = runner.invoke(main, ["synth", "words", "-n", "2", "-o", str(tmp_path / "a"),
+                                   "--backgrounds", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "--backgrounds none" in missing.output and "nowhere" in missing.output
+    no_words = runner.invoke(main, ["synth", "words", "-n", "2", "-o", str(tmp_path / "b"),
+                                    "--words", str(tmp_path / "none.txt")])
+    assert no_words.exit_code == 2 and "--words none" in no_words.output
+    words = tmp_path / "words.txt"
+    words.write_text("Zebulon\nQuixotic\n")
+    ok = runner.invoke(main, ["synth", "words", "-n", "2", "-o", str(tmp_path / "c"), "--workers", "0",
+                              "--backgrounds", "none", "--words", str(words)])
+    assert ok.exit_code == 0, ok.output
+    assert len(BackgroundPool.from_dir()) == 0 and load_lexicon() == ["Quixotic", "Zebulon"]

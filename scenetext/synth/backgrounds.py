@@ -9,7 +9,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-DEFAULT_BACKGROUND_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "backgrounds"
 _EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
@@ -24,7 +23,13 @@ class BackgroundPool:
         self._load = functools.lru_cache(maxsize=cache_size)(self._read)
 
     @classmethod
-    def from_dir(cls, folder: str | Path | None = DEFAULT_BACKGROUND_DIR, **kwargs) -> "BackgroundPool":
+    def from_dir(cls, folder: str | Path | None = "default", **kwargs) -> "BackgroundPool":
+        """The photos under ``folder`` (``"default"``: :func:`~.sources.background_dir`); no
+        folder or a missing one gives plain colours and gradients."""
+        if folder == "default":
+            from .sources import background_dir
+
+            folder = background_dir()
         if folder is None or not Path(folder).is_dir():
             return cls([], **kwargs)
         return cls([p for p in Path(folder).rglob("*") if p.suffix.lower() in _EXTS], **kwargs)

@@ -10,8 +10,6 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_SHARED_LEXICON = Path(__file__).resolve().parents[2].parent / "shared" / "synth" / "lexicon-90k.txt"
-DEFAULT_LEXICONS = (_SHARED_LEXICON, Path("/usr/share/dict/words"))
 
 # Fallback vocabulary so the sampler works with no lexicon file installed (tests, fresh machines).
 _FALLBACK_WORDS = (
@@ -38,13 +36,18 @@ DEFAULT_WEIGHTS = {
 _PUNCT_AROUND = ["{}.", "{},", "{}!", "{}?", "{}:", "({})", '"{}"', "'{}'", "{}'s", "#{}", "{}-", "{}&"]
 
 
-def load_lexicon(paths=DEFAULT_LEXICONS, min_len: int = 1, max_len: int = 20,
+def load_lexicon(paths=None, min_len: int = 1, max_len: int = 20,
                  allowed: str | None = string.ascii_letters + string.digits + "-'&.") -> list[str]:
-    """Words from the readable lexicon files (one word per line); a built-in list if none.
+    """Words from the readable lexicon files (one word per line; default:
+    :func:`~.sources.word_lists`); a built-in list if none.
 
     Words with characters outside `allowed` are dropped (dictionary files hold accented words
     the default charset cannot spell), and so are possessives ("word's"), which crowd the
     dictionary but are rare on signs."""
+    if paths is None:
+        from .sources import word_lists
+
+        paths = word_lists()
     ok = set(allowed) if allowed else None
     words: set[str] = set()
     for p in paths:
