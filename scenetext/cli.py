@@ -99,7 +99,7 @@ ZOOM_HELP = ("also look again at this short side (e.g. 1400) where the detector 
               help="model folder (manifest.json), e.g. written by 'scenetext finetune'; roles it lacks use "
                    "the shipped models, --weights-det/--weights-rec win over it")
 @click.option("--backend", type=click.Choice(["torch", "onnxruntime"]),
-              help="where the networks run (default: onnxruntime where it is installed, else torch)")
+              help="where the networks run (default: torch)")
 @click.option("--onnx-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="with onnxruntime: networks written by 'scenetext export --onnx' (default: exported in memory)")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", metavar="[local|ADDRESS]",

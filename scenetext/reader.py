@@ -125,7 +125,7 @@ class Reader:
             keeps memory flatter still at a cost in speed (off unless asked).
         backend: where the networks of the models loaded here run: ``"torch"`` or
             ``"onnxruntime"`` (the optional ``scenetext[onnx]`` extra; same text, boxes within a
-            pixel); ``None``: onnxruntime where it is installed, else torch
+            pixel); ``None``: ``scenetext.runtime.DEFAULT_BACKEND`` (torch)
             (:mod:`scenetext.runtime`). onnxruntime uses torch's thread count.
         onnx_dir: with onnxruntime, a folder written by ``scenetext export --onnx`` to load the
             networks from (it must come from the same weights); by default they are exported in

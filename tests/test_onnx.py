@@ -88,7 +88,10 @@ def test_a_folder_from_other_weights_is_refused(onnx_dir):
 
 
 def test_backend_names_are_checked():
-    assert resolve_backend(None) == "onnxruntime"  # installed here, and the faster one
+    from scenetext.runtime import DEFAULT_BACKEND
+
+    assert resolve_backend(None) == DEFAULT_BACKEND == "torch"  # also where onnxruntime is installed
+    assert resolve_backend("onnxruntime") == "onnxruntime"
     with pytest.raises(ValueError, match="backend must be one of"):
         resolve_backend("tensorrt")
     with pytest.raises(ValueError, match="only to the onnxruntime backend"):
