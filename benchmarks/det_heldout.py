@@ -44,8 +44,8 @@ from scenetext.data.formats import DetSample, read_det_set, read_rec_set
 from scenetext.detection.evaluate import evaluate_samples
 from scenetext.detection.predictor import LINE_BUILDERS, Detector, Zoom, word_split_from
 from scenetext.detection.splitter import WordSplitter
-from scenetext.train.detector import paste_holdout_set, rendered_set
 from scenetext.train.common import split_holdout
+from scenetext.train.detector import paste_holdout_set, rendered_set
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FONT_SEED = 987_654_321

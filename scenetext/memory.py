@@ -22,6 +22,7 @@ This changes a process-wide allocator setting, so it is done only when asked
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
 import threading
 
@@ -47,7 +48,9 @@ def bound_heap(threshold: int = MMAP_THRESHOLD) -> bool:
         return _done
 
 
+@functools.lru_cache(maxsize=None)
 def _libc_function(name: str):
+    """The C library's function ``name`` (looked up once), or ``None`` where there is none."""
     if not sys.platform.startswith("linux"):
         return None
     try:

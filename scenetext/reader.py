@@ -52,9 +52,9 @@ from .results import Line, PageResult, Word
 
 if TYPE_CHECKING:
     from .detection.predictor import Detector
-    from .results import Failure
     from .recognition.decode import Decoded, Lexicon
     from .recognition.predictor import Recognizer
+    from .results import Failure
 
 __all__ = ["LoadedImage", "Reader", "load"]
 

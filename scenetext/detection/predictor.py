@@ -12,13 +12,13 @@ import torch
 
 from .. import checkpoint
 from ..crop import span_of
+from ..evaluation.iou import inside_fractions, polygons
 from ..nn import fold_batchnorm
 from ..shipped import model_path, models_dir
 from .anchors import STRIDE
-from ..evaluation.iou import inside_fractions, polygons
 from .lines import Grouped, LineConfig, connect_grouped, grow_vertically
-from .oriented import connect_oriented, grow_across
 from .model import CTPN, CTPNConfig, normalize
+from .oriented import connect_oriented, grow_across
 from .proposals import Proposals, decode_proposals, slice_nms, text_probability
 from .splitter import WordSplitter
 from .words import InkSplit

@@ -109,13 +109,12 @@ class WordSplitter:
         """Load a model file (default: the shipped ``wordsplit.pt``, verified against its
         manifest), BatchNorms folded. The :class:`SplitConfig` settings stored with the weights
         (``scenetext export --split-threshold``) are the defaults; ``config=`` replaces them."""
-        path = Path(path) if path else model_path("wordsplit")
-        if "config" not in kwargs:
-            from .. import checkpoint
+        from .. import checkpoint
 
-            stored = checkpoint.load(path, kind="wordsplit").get("meta", {}).get("settings", {})
-            kwargs["config"] = SplitConfig(**stored)
-        model = Recognizer.load(path, kind="wordsplit").model  # the same inference preparation
+        path = Path(path) if path else model_path("wordsplit")
+        ck = checkpoint.load(path, kind="wordsplit")
+        kwargs.setdefault("config", SplitConfig(**ck.get("meta", {}).get("settings", {})))
+        model = Recognizer.prepare(CRNN.from_checkpoint(ck))  # the recogniser's inference preparation
         kwargs.setdefault("name", f"wordsplit-{model.config.variant}:{path.name}")
         return cls(model, **kwargs)
 

@@ -93,7 +93,11 @@ class CRNN(nn.Module):
         is the file's model kind (``"wordsplit"`` for the detector's word splitter)."""
         from .. import checkpoint
 
-        ck = checkpoint.load(path, kind=kind)
+        return cls.from_checkpoint(checkpoint.load(path, kind=kind))
+
+    @classmethod
+    def from_checkpoint(cls, ck: dict) -> "CRNN":
+        """The CRNN of a loaded model file (:func:`scenetext.checkpoint.load`)."""
         model = cls(CRNNConfig.from_dict(ck["config"]))
         model.load_state_dict(ck["state_dict"])
         return model

@@ -21,12 +21,12 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..recognition.preprocess import FRAME_STRIDE as FRAME
+from ..recognition.preprocess import HEIGHT, target_width
 from .backgrounds import BackgroundPool
 from .fonts import FontPool, get_font
 from .render_text import compose_text, degrade
 from .text_sampler import TextSampler
-from ..recognition.preprocess import FRAME_STRIDE as FRAME
-from ..recognition.preprocess import HEIGHT, target_width
 
 
 def frame_labels(spans: list[tuple[float, float]], width: int, frame: int = FRAME) -> np.ndarray:

@@ -24,8 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .backgrounds import BackgroundPool
 from ..data.formats import RecSample, Region
+from .backgrounds import BackgroundPool
 
 
 @dataclass

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from ..data.formats import Region
 from .backgrounds import BackgroundPool
 from .fonts import FontPool, get_font
-from ..data.formats import Region
 from .render_text import (
     box_corners,
     compose_text,

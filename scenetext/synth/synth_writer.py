@@ -13,9 +13,9 @@ from typing import Callable
 import cv2
 import torch
 
+from ..data.formats import DetSample, write_det_set
 from ..imageio import atomic_write_text
 from .datasets import SynthSceneDataset, SynthWordDataset
-from ..data.formats import DetSample, write_det_set
 
 
 def _encode_jpg(rgb, quality: int = 92) -> bytes:

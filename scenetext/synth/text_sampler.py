@@ -10,7 +10,6 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 # Fallback vocabulary so the sampler works with no lexicon file installed (tests, fresh machines).
 _FALLBACK_WORDS = (
     "open closed street road avenue coffee hotel bank pharmacy exit entrance parking sale "

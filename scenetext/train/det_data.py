@@ -18,12 +18,12 @@ import cv2
 import numpy as np
 import torch
 
-from ..synth.datasets import LazyRenderer, pasted_scene_renderer, scene_renderer
 from ..data.formats import DetSample, RecSample, Region
-from ..imageio import load_image
-from .common import sample_rng
 from ..detection.anchors import ANCHOR_HEIGHTS
 from ..detection.model import MEAN
+from ..imageio import load_image
+from ..synth.datasets import LazyRenderer, pasted_scene_renderer, scene_renderer
+from .common import sample_rng
 from .det_targets import TargetConfig, Targets, build_targets
 
 PAD_COLOR = tuple(round(255 * m) for m in MEAN)  # normalises to ~0, like the model's own padding

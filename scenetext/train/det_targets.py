@@ -36,7 +36,6 @@ import numpy as np
 import shapely
 
 from ..data.formats import Region
-from ..evaluation.iou import polygon
 from ..detection.anchors import (
     ANCHOR_HEIGHTS,
     STRIDE,
@@ -45,6 +44,7 @@ from ..detection.anchors import (
     feature_size,
     make_anchors,
 )
+from ..evaluation.iou import polygon
 
 IGNORE, NEGATIVE, POSITIVE = -1, 0, 1
 

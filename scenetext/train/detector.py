@@ -21,6 +21,9 @@ import torch
 
 from .. import checkpoint
 from ..data.formats import DetSample, RecSample, read_det_set, read_rec_set, write_det_set
+from ..detection.evaluate import evaluate_samples
+from ..detection.model import CTPN, CTPNConfig, normalize
+from ..detection.predictor import DEFAULT_SCALE, Detector
 from ..nn import count_parameters
 from .common import (
     CheckpointPolicy,
@@ -33,10 +36,7 @@ from .common import (
     worker_init,
 )
 from .det_data import AugmentConfig, DetDataset, DetSampleSource, collate
-from ..detection.evaluate import evaluate_samples
 from .det_loss import LossConfig, ctpn_loss
-from ..detection.model import CTPN, CTPNConfig, normalize
-from ..detection.predictor import DEFAULT_SCALE, Detector
 
 
 @dataclass

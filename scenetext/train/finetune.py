@@ -31,8 +31,16 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..data.formats import REC_LABEL_FILES, DetSample, FormatError, RecSample, read_det_set, read_paddle_det, \
-    read_rec_labels, read_rec_set
+from ..data.formats import (
+    REC_LABEL_FILES,
+    DetSample,
+    FormatError,
+    RecSample,
+    read_det_set,
+    read_paddle_det,
+    read_rec_labels,
+    read_rec_set,
+)
 from .common import split_holdout
 
 #: Fewer labelled crops than this for training: the run says the data are few.
@@ -298,8 +306,8 @@ class RichProgress(Progress):
 
     def __init__(self):
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn, \
-            TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import Progress as Bar
 
         self.console = Console(stderr=True)
         self._bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
@@ -493,7 +501,8 @@ def finetune_detector(cfg: FinetuneConfig, init: Path, data: SplitData, seconds:
     loop, stopped by a deadline); its best weights on the held-out photos go to ``out_file``, with
     the settings stored in ``init``."""
     from .. import checkpoint
-    from .detector import DetTrainConfig, train as det_train
+    from .detector import DetTrainConfig
+    from .detector import train as det_train
 
     start = time.time()
     run = ModelRun("detector", str(init))

@@ -15,12 +15,12 @@ import random
 import cv2
 import numpy as np
 
-from ..synth.datasets import LazyRenderer, word_renderer
-from ..synth.render_text import degrade, homography
-from .common import sample_rng
 from ..recognition.charset import Charset
 from ..recognition.orientation import rotate
 from ..recognition.preprocess import FRAME_STRIDE, min_frames, pad_batch, prepare_crop
+from ..synth.datasets import LazyRenderer, word_renderer
+from ..synth.render_text import degrade, homography
+from .common import sample_rng
 
 MAX_TRAIN_WIDTH = 512
 

@@ -20,6 +20,10 @@ import torch.nn.functional as F
 from .. import checkpoint
 from ..data.formats import read_rec_set
 from ..nn import count_parameters, fold_batchnorm
+from ..recognition.charset import Charset
+from ..recognition.evaluate import evaluate_crops
+from ..recognition.model import CRNN, CRNNConfig
+from ..recognition.predictor import Recognizer
 from .common import (
     CheckpointPolicy,
     StepSampler,
@@ -30,11 +34,7 @@ from .common import (
     training_checkpoint,
     worker_init,
 )
-from ..recognition.charset import Charset
 from .rec_data import BucketCollate, WordDataset, WordSampleSource
-from ..recognition.evaluate import evaluate_crops
-from ..recognition.model import CRNN, CRNNConfig
-from ..recognition.predictor import Recognizer
 from .shrink import distill_loss, shrink_into
 
 

@@ -33,15 +33,23 @@ import torch
 from .. import checkpoint
 from ..crop import LineCrop
 from ..data.formats import DetSample, read_det_set, read_rec_set
-from ..synth.render_lines import FRAME, LineSpanRenderer, frame_labels
+from ..detection.splitter import read_crop
+from ..evaluation.iou import _intersection_areas, polygons
 from ..imageio import load_image
 from ..nn import count_parameters
 from ..recognition.model import CRNN, CRNNConfig
-from ..evaluation.iou import _intersection_areas, polygons
 from ..recognition.preprocess import pad_batch, prepare_crop, target_width
-from .common import (CheckpointPolicy, StepSampler, StopSignal, lr_at, sample_rng, split_holdout,
-                        training_checkpoint, worker_init)
-from ..detection.splitter import read_crop
+from ..synth.render_lines import FRAME, LineSpanRenderer, frame_labels
+from .common import (
+    CheckpointPolicy,
+    StepSampler,
+    StopSignal,
+    lr_at,
+    sample_rng,
+    split_holdout,
+    training_checkpoint,
+    worker_init,
+)
 
 
 @dataclass
