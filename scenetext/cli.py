@@ -2,7 +2,7 @@
 
     scenetext run PHOTO_OR_FOLDER... -o OUT    read text in photos (JSON + annotated copies + report.html)
     scenetext report OUT                       (re)build OUT/report.html of a run's output folder
-    scenetext synth words -n 100000 -o DIR     synthetic word crops (labels.tsv)
+    scenetext synth words -n 100000 -o DIR     synthetic word crops (a sharded corpus, or labels.tsv)
     scenetext synth scenes -n 5000 -o DIR      synthetic scenes (gt/ words, gt_lines/ lines)
     scenetext train rec ...                    train the CRNN recogniser
     scenetext train det ...                    train the CTPN detector
@@ -373,9 +373,32 @@ def _with_options(options):
 @synth.command("words")
 @_with_options(_synth_options)
 @_with_options(_synth_sources)
-def synth_words(n, out, seed, workers):
-    """Word crops for the recogniser: OUT/images/*.jpg and OUT/labels.tsv."""
-    _run_synth("words", n, out, seed, workers)
+@click.option("--format", "fmt", type=click.Choice(["shards", "folder"]), default="shards", show_default=True,
+              help="shards: a corpus for train rec --corpus (OUT/shard-*.npz + OUT/manifest.json; a rerun keeps "
+                   "the finished shards); folder: a recognition set (OUT/images/*.jpg + OUT/labels.tsv)")
+@click.option("--shard-size", type=click.IntRange(min=1), default=4096, show_default=True, help="crops per shard")
+def synth_words(n, out, seed, workers, fmt, shard_size):
+    """Word crops for the recogniser: a sharded corpus, or a folder of crops."""
+    if fmt == "folder":
+        _run_synth("words", n, out, seed, workers)
+        return
+    from rich.progress import Progress
+
+    from .data.shards import CorpusError
+    from .synth.corpus_writer import write_corpus
+
+    try:
+        with Progress() as progress:
+            task = progress.add_task("rendering words", total=n)
+            report = write_corpus(out, n, seed=seed, workers=workers, shard_size=shard_size,
+                                  progress=lambda k: progress.advance(task, k))
+    except CorpusError as err:
+        raise click.ClickException(printable(str(err))) from None
+    except OSError as err:
+        raise click.ClickException(f"cannot write the corpus: {printable(str(err))}") from None
+    kept = f"; {report.kept} finished shards kept" if report.kept else ""
+    click.echo(f"wrote {n} words in {report.shards} shards to {printable(str(out))} "
+               f"({report.rendered} rendered{kept})")
 
 
 @synth.command("scenes")
@@ -392,13 +415,25 @@ def synth_scenes(n, out, seed, workers):
 @click.option("-o", "--out", type=click.Path(dir_okay=False), required=True, help="PNG file to write")
 @click.option("-n", "--count", "n", type=click.IntRange(min=1), help="samples (default 64 words or 8 scenes)")
 @click.option("--seed", type=int, default=0, show_default=True)
-def synth_preview(kind, out, n, seed):
+@click.option("--real", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="words: put N crops of this recognition set (labels.tsv) beside N synthetic ones; repeatable")
+def synth_preview(kind, out, n, seed, real):
     """A contact sheet of synthetic samples (scenes with their word and line boxes drawn)."""
     import cv2
 
-    from .synth.preview import scene_sheet, word_sheet
+    from .data.formats import FormatError
+    from .imageio import ImageLoadError
+    from .synth.preview import beside_real_sheet, scene_sheet, word_sheet
 
-    sheet = word_sheet(n or 64, seed) if kind == "words" else scene_sheet(n or 8, seed)
+    if real and kind != "words":
+        raise click.UsageError("--real goes with 'words'")
+    try:
+        if real:
+            sheet = beside_real_sheet(real, n or 24, seed)
+        else:
+            sheet = word_sheet(n or 64, seed) if kind == "words" else scene_sheet(n or 8, seed)
+    except (FormatError, ImageLoadError) as err:
+        raise click.ClickException(printable(str(err))) from None
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
         raise click.ClickException(f"{out}: could not write the image")
@@ -446,6 +481,10 @@ def train():
               help="real crop folder (labels.tsv); repeatable")
 @click.option("--real-ratio", type=click.FloatRange(0, 1), default=0.4, show_default=True,
               help="fraction of samples drawn from --real folders")
+@click.option("--corpus", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="pre-rendered word corpus (scenetext synth words) to read synthetic samples from; repeatable")
+@click.option("--corpus-ratio", type=click.FloatRange(0, 1), default=1.0, show_default=True,
+              help="with --corpus: share of the synthetic samples read from it (the rest are rendered)")
 @click.option("--val", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="folder to report accuracy on during training; repeatable")
 @click.option("--val-every", type=click.IntRange(min=1), default=1000, show_default=True)
@@ -469,17 +508,23 @@ def train():
 @click.option("--no-orient-tall", is_flag=True,
               help="keep tall real crops as they are (default with --init: turn each word that runs up or "
                    "down upright, in the orientation the --init weights find its label most likely)")
-def train_rec(out, steps, batch_size, lr, real, real_ratio, val, val_every, val_limit, variant, charset_file, seed,
-              workers, threads, checkpoint_minutes, init, teacher, distill, no_resume, stop_at, no_orient_tall):
+def train_rec(out, steps, batch_size, lr, real, real_ratio, corpus, corpus_ratio, val, val_every, val_limit, variant,
+              charset_file, seed, workers, threads, checkpoint_minutes, init, teacher, distill, no_resume, stop_at,
+              no_orient_tall):
     """Train the CRNN recogniser on synthetic words mixed with real crops."""
+    from .data.shards import CorpusError
     from .train.recognizer import RecTrainConfig
     from .train.recognizer import train as run
 
-    run(RecTrainConfig(out=out, steps=steps, batch_size=batch_size, lr=lr, real=list(real), real_ratio=real_ratio,
-                       val=list(val), val_every=val_every, val_limit=val_limit, variant=variant,
-                       charset_file=charset_file, seed=seed, workers=workers, threads=threads,
-                       checkpoint_minutes=checkpoint_minutes, init=init, teacher=teacher, distill=distill,
-                       resume=not no_resume, stop_at=stop_at, orient_tall=not no_orient_tall))
+    try:
+        run(RecTrainConfig(out=out, steps=steps, batch_size=batch_size, lr=lr, real=list(real), real_ratio=real_ratio,
+                           corpus=list(corpus), corpus_ratio=corpus_ratio, val=list(val), val_every=val_every,
+                           val_limit=val_limit, variant=variant, charset_file=charset_file, seed=seed,
+                           workers=workers, threads=threads, checkpoint_minutes=checkpoint_minutes, init=init,
+                           teacher=teacher, distill=distill, resume=not no_resume, stop_at=stop_at,
+                           orient_tall=not no_orient_tall))
+    except CorpusError as err:
+        raise click.ClickException(printable(str(err))) from None
 
 
 @main.command("finetune")

@@ -127,7 +127,8 @@ def test_scene_seed_reproduces_and_datasets_index():
 
 def test_synth_cli_writes_readable_sets(tmp_path):
     runner = CliRunner()
-    res = runner.invoke(main, ["synth", "words", "-n", "12", "-o", str(tmp_path / "w"), "--workers", "0"])
+    res = runner.invoke(main, ["synth", "words", "-n", "12", "-o", str(tmp_path / "w"), "--workers", "0",
+                               "--format", "folder"])
     assert res.exit_code == 0, res.output
     samples = read_rec_set(tmp_path / "w")
     assert len(samples) == 12 and all(cv2.imread(str(s.image)).shape[0] == 32 for s in samples)
@@ -271,3 +272,21 @@ def test_synthetic_sources_are_explicit_options_with_a_clear_error(tmp_path, mon
                               "--backgrounds", "none", "--words", str(words)])
     assert ok.exit_code == 0, ok.output
     assert len(BackgroundPool.from_dir()) == 0 and load_lexicon() == ["Quixotic", "Zebulon"]
+
+
+def test_preview_puts_synthetic_crops_beside_real_ones(tmp_path):
+    from scenetext.data.formats import write_rec_set
+
+    real = tmp_path / "real_train"
+    crops = _word_crops(real / "images", n=3)
+    write_rec_set(real, crops)
+    out = tmp_path / "sheet.png"
+    res = CliRunner().invoke(main, ["synth", "preview", "words", "-n", "4", "--real", str(real), "-o", str(out),
+                                    "--backgrounds", "none", "--words", "none"])
+    assert res.exit_code == 0, res.output
+    sheet = cv2.imread(str(out))
+    assert sheet.shape[1] == 2 * 2 * 200 + 12  # a synthetic block and a real block, two columns each
+    real_block = sheet[26:, 412:]
+    assert (real_block < 60).any(), "the real crops' dark strokes are on the sheet"
+    bad = CliRunner().invoke(main, ["synth", "preview", "scenes", "--real", str(real), "-o", str(out)])
+    assert bad.exit_code == 2 and "--real goes with 'words'" in bad.output

@@ -18,7 +18,8 @@ from ..imageio import atomic_write_text
 from .datasets import SynthSceneDataset, SynthWordDataset
 
 
-def _encode_jpg(rgb, quality: int = 92) -> bytes:
+def encode_jpg(rgb, quality: int = 92) -> bytes:
+    """JPEG bytes of an RGB ``uint8`` image."""
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise RuntimeError("JPEG encoding failed")
@@ -47,7 +48,7 @@ def write_words(out: str | Path, n: int, seed: int = 0, workers: int = 1, progre
     lines = []
     for i, (img, label) in enumerate(_iterate(SynthWordDataset(n, seed), workers)):
         rel = f"images/{_name(i, n)}.jpg"
-        (out / rel).write_bytes(_encode_jpg(img))
+        (out / rel).write_bytes(encode_jpg(img))
         lines.append(f"{rel}\t{label}")
         if progress:
             progress(1)
@@ -63,7 +64,7 @@ def write_scenes(out: str | Path, n: int, seed: int = 0, workers: int = 1, progr
     for i, (img, words, lines) in enumerate(_iterate(SynthSceneDataset(n, seed), workers)):
         stem = _name(i, n)
         image = out / "images" / f"{stem}.jpg"
-        image.write_bytes(_encode_jpg(img))
+        image.write_bytes(encode_jpg(img))
         write_det_set(out, [DetSample(image, words, lines)])
         if progress:
             progress(1)

@@ -1,4 +1,5 @@
-"""Training data for the recogniser: synthetic words on the fly mixed with real crop folders.
+"""Training data for the recogniser: synthetic words (rendered on the fly, or read from
+pre-rendered corpora) mixed with real crop folders.
 
 Every sample is a pure function of (seed, index), so runs are reproducible, DataLoader workers
 need no coordination, and resuming at step s continues with exactly the samples of step s.
@@ -105,11 +106,13 @@ class WordSampleSource:
 
     A sample is a real crop with probability ``real_ratio``, else one of ``mix_samples`` (crops
     of other sets kept in the mix so a fine-tuned model still reads them) with probability
-    ``mix_ratio``, else a synthetic word."""
+    ``mix_ratio``, else a synthetic word: read from ``corpus`` (a
+    :class:`~scenetext.train.corpus.ShardedCorpus` of pre-rendered crops) with probability
+    ``corpus_ratio`` when one is given, else rendered on the spot."""
 
     def __init__(self, charset: Charset, real_samples=(), real_ratio: float = 0.5, seed: int = 0,
                  renderer_factory=None, augment: bool = True, orientations: dict[str, int] | None = None,
-                 mix_samples=(), mix_ratio: float = 0.0):
+                 mix_samples=(), mix_ratio: float = 0.0, corpus=None, corpus_ratio: float = 1.0):
         self.charset = charset
         # image path -> degrees clockwise that turn a tall real crop's word upright (orientation.py)
         self.orientations = orientations or {}
@@ -119,6 +122,8 @@ class WordSampleSource:
         self.mix_ratio = mix_ratio if self.mix else 0.0
         self.seed = seed
         self.augment = augment
+        self.corpus = corpus
+        self.corpus_ratio = corpus_ratio if corpus is not None else 0.0
         self._renderer = LazyRenderer(renderer_factory or word_renderer)
 
     @property
@@ -139,6 +144,9 @@ class WordSampleSource:
             if self.augment:
                 img = augment_real(rng, img)
             return img, s.text, True
+        if self.corpus_ratio >= 1.0 or (self.corpus_ratio > 0.0 and rng.random() < self.corpus_ratio):
+            img, text = self.corpus.get(index)
+            return img, text, False
         img, text = self.renderer.render(rng)
         return img, text, False
 

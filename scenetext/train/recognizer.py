@@ -1,9 +1,10 @@
 """Training loop for the CRNN recogniser (`scenetext train rec`).
 
-Synthetic words rendered on the fly are mixed with real crop folders; each sample is a function
-of (seed, index), so a run resumed from a checkpoint continues exactly. Checkpoints are written
-every few minutes, at the end and on Ctrl-C/SIGTERM; validation runs periodically on a held-out
-slice of the real training crops and on any folders given, printed and appended to a JSONL log.
+Synthetic words (rendered on the fly, or read from pre-rendered corpora) are mixed with real
+crop folders; each sample is a function of (seed, index), so a run resumed from a checkpoint
+continues exactly. Checkpoints are written every few minutes, at the end and on Ctrl-C/SIGTERM;
+validation runs periodically on a held-out slice of the real training crops and on any folders
+given, printed and appended to a JSONL log.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from .common import (
     training_checkpoint,
     worker_init,
 )
+from .corpus import ShardedCorpus, open_corpora
 from .rec_data import BucketCollate, WordDataset, WordSampleSource
 from .shrink import distill_loss, shrink_into
 
@@ -48,6 +50,10 @@ class RecTrainConfig:
     weight_decay: float = 1e-4
     real: list[str] = field(default_factory=list)
     real_ratio: float = 0.4
+    # Pre-rendered synthetic corpora (scenetext synth words): a corpus_ratio share of the
+    # synthetic samples is read from their shards, the rest rendered on the fly.
+    corpus: list[str] = field(default_factory=list)
+    corpus_ratio: float = 1.0
     holdout: float = 0.05
     val: list[str] = field(default_factory=list)
     val_every: int = 1000
@@ -106,6 +112,7 @@ def train(cfg: RecTrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     last_path, best_path, log_path = out / "last.pt", out / "best.pt", out / "log.jsonl"
+    corpus = _open_corpus(cfg)  # a corpus that cannot be read stops the run before any work
 
     state = None
     if cfg.resume and last_path.is_file():
@@ -150,7 +157,8 @@ def train(cfg: RecTrainConfig) -> Path:
 
     if step % cfg.bucket:
         raise ValueError(f"checkpoint step {step} is not a multiple of bucket={cfg.bucket}")
-    source = WordSampleSource(model_cfg.charset, real_train, cfg.real_ratio, cfg.seed, orientations=orientations)
+    source = WordSampleSource(model_cfg.charset, real_train, cfg.real_ratio, cfg.seed, orientations=orientations,
+                              corpus=corpus, corpus_ratio=cfg.corpus_ratio)
     group = cfg.batch_size * cfg.bucket
     loader = torch.utils.data.DataLoader(
         WordDataset(source), batch_size=group,
@@ -191,6 +199,19 @@ def train(cfg: RecTrainConfig) -> Path:
     if skipped_total:
         _print("skipped samples: " + ", ".join(f"{k}: {v}" for k, v in sorted(skipped_total.items())))
     return last_path
+
+
+def _open_corpus(cfg: RecTrainConfig) -> ShardedCorpus | None:
+    """The --corpus folders as one shuffled stream (None without any)."""
+    if not cfg.corpus:
+        return None
+    shards, infos = open_corpora(cfg.corpus)
+    for info in infos:
+        state = "" if info.complete else " (still being written: the shards finished so far)"
+        _print(f"corpus {info.folder}: {info.crops:,} crops in {info.shards} shards{state}")
+    if cfg.corpus_ratio < 1.0:
+        _print(f"synthetic samples: {cfg.corpus_ratio:.0%} read from the corpus, the others rendered on the fly")
+    return ShardedCorpus(shards, cfg.seed)
 
 
 def _model_config(cfg: RecTrainConfig) -> CRNNConfig:
