@@ -450,7 +450,12 @@ def data():
 @click.argument("det_sets", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="recognition set to write (OUT/images, OUT/labels.tsv)")
-def data_crops(det_sets, out):
+@click.option("--boxes", type=click.Choice(["truth", "detector"]), default="truth", show_default=True,
+              help="cut at the ground-truth regions, or at the boxes the pipeline's detector finds that match "
+                   "a word (IoU > 0.5), labelled with that word")
+@click.option("--weights-det", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="with --boxes detector: detector model file (default: shipped)")
+def data_crops(det_sets, out, boxes, weights_det):
     """Cut the transcribed words of detection sets (images/ + gt/) into a recognition set."""
     from .data.formats import FormatError, read_det_set
     from .data.word_crops import write_word_crops
@@ -459,11 +464,34 @@ def data_crops(det_sets, out):
         samples = [s for folder in det_sets for s in read_det_set(folder)]
     except FormatError as err:
         raise click.ClickException(str(err)) from None
-    report = write_word_crops(samples, out)
+    finder = _detector_boxes(weights_det) if boxes == "detector" else None
+    from rich.console import Console
+    from rich.progress import track
+
+    report = write_word_crops(track(samples, description="cutting words", console=Console(stderr=True)), out,
+                              boxes=finder)
     for reason in report.unreadable_photos:
         click.echo(f"error: {reason}", err=True)
-    click.echo(f"{len(report.samples)} word crops from {len(samples)} photos in {out} "
-               f"({report.skipped_regions} regions too thin to read)")
+    if finder is None:
+        click.echo(f"{len(report.samples)} word crops from {len(samples)} photos in {out} "
+                   f"({report.skipped_regions} regions too thin to read)")
+    else:
+        click.echo(f"{len(report.samples)} word crops at detector boxes from {len(samples)} photos in {out} "
+                   f"({report.skipped_regions} words without a crop; {report.unmatched_boxes} boxes on no word, "
+                   f"{report.crowded_boxes} holding more than their word)")
+
+
+def _detector_boxes(weights_det):
+    """The boxes the pipeline reads in a photo (``Reader.boxes_to_read``), with its detector loaded
+    now: a model file that cannot be loaded is one line, exit 1."""
+    from .reader import Reader
+
+    reader = Reader(detector_weights=weights_det)
+    try:
+        _ = reader.detector
+    except (OSError, ValueError) as err:
+        raise click.ClickException(f"cannot load the detector: {printable(str(err))}") from None
+    return reader.boxes_to_read
 
 
 @main.group()

@@ -326,6 +326,11 @@ class Reader:
             trim_heap()
         return results
 
+    def boxes_to_read(self, rgb: np.ndarray) -> list[np.ndarray]:
+        """The boxes this reader crops and reads in an RGB image, quads ``(4, 2)`` in its pixels:
+        each detected line's word boxes, or the line itself (see ``level`` and ``read_by_word``)."""
+        return [box for line in self._detect(rgb).lines for box in line.boxes]
+
     def _detect(self, rgb: np.ndarray) -> "PageDetections":
         """Each detection's quad and the boxes to read for it (its word boxes, or itself), skipping
         boxes too thin to crop; and the time taken."""
