@@ -145,6 +145,7 @@ def main(argv=None) -> int:
         import tempfile
 
         args.out = Path(tempfile.mkdtemp(prefix="scenetext-finetune-demo-")) / "run"
+    args.out = args.out.resolve()  # the crops are listed by absolute path, whatever the working folder
     if args.out.exists():
         ap.error(f"{args.out} exists; give a new --out")
     mix = args.mix if args.mix is not None else [p for p in [SHARED / "data" / "rec" / "iiit5k_train"] if p.is_dir()]

@@ -17,13 +17,17 @@ from scenetext.recognition.charset import Charset
 from scenetext.recognition.model import CRNNConfig
 from scenetext.recognition.preprocess import FRAME_STRIDE, min_frames
 from scenetext.train.finetune import (
+    Candidate,
     DataError,
     FinetuneConfig,
+    KeepBest,
     Quiet,
+    blend_states,
     detect_source,
     finetune,
     plan_schedule,
     resolve_models,
+    retain_set,
 )
 from scenetext.train.rec_data import WordSampleSource, needs_widening, widen_for_label
 
@@ -137,6 +141,71 @@ def test_train_rec_init_implies_its_variant(tmp_path):
     assert _model_config(RecTrainConfig()).variant == "small"
 
 
+# ---------------------------------------------------------------------------- forgetting
+
+def _figures(accuracy: float, retain: float) -> dict:
+    return {"accuracy": accuracy, "accuracy_case_sensitive": accuracy, "one_minus_ned": accuracy,
+            "retain_accuracy": retain}
+
+
+def test_weights_that_forget_too_much_are_not_kept():
+    keeper = KeepBest(Candidate(_figures(0.40, 0.80), {"w": 0}, 0), max_forgetting=0.01)
+    keeper.offer(Candidate(_figures(0.60, 0.795), {"w": 1}, 100))  # within the limit
+    assert keeper.best.step == 100 and not keeper.forgot
+    assert keeper.wants(_figures(0.70, 0.70))  # better on the user's crops: worth a look
+    keeper.offer(Candidate(_figures(0.70, 0.70), {"w": 2}, 200))  # forgets 0.10
+    assert keeper.best.step == 100 and keeper.top.step == 200 and keeper.forgot
+    assert not keeper.wants(_figures(0.55, 0.80))  # neither the best of all nor better than the kept
+    assert not keeper.wants(_figures(0.65, 0.75))  # better than the kept, but forgets
+    keeper.offer(Candidate(_figures(0.62, 0.80), {"w": 3}, 300))
+    assert keeper.best.step == 300
+
+
+def test_without_an_original_domain_every_candidate_keeps_it():
+    start = {"accuracy": 0.4, "accuracy_case_sensitive": 0.4, "one_minus_ned": 0.5}
+    keeper = KeepBest(Candidate(start, {}, 0), max_forgetting=0.0)
+    keeper.offer(Candidate({**start, "accuracy": 0.5}, {}, 10))
+    assert keeper.best.step == 10 and not keeper.forgot
+
+
+def test_blends_interpolate_float_weights_and_keep_counters():
+    import torch
+
+    start = {"w": torch.zeros(3), "b": torch.full((2,), 4.0, dtype=torch.float16), "n": torch.tensor(5)}
+    tuned = {"w": torch.ones(3), "b": torch.zeros(2, dtype=torch.float16), "n": torch.tensor(9)}
+    mixed = blend_states(start, tuned, 0.25)
+    assert torch.allclose(mixed["w"], torch.full((3,), 0.25))
+    assert mixed["b"].dtype == torch.float16 and torch.allclose(mixed["b"].float(), torch.full((2,), 3.0))
+    assert int(mixed["n"]) == 9
+
+
+def test_the_retain_set_is_held_out_of_the_mix(tmp_path):
+    charset = Charset.default()
+    mix = [RecSample(tmp_path / f"m{i:04d}.png", WORDS[i % len(WORDS)]) for i in range(2000)]
+    for sample in mix[:400]:
+        cv2.imwrite(str(sample.image), _crop(sample.text))
+    train, retain = retain_set(mix[:400], ["mine"], charset, seed=0)
+    assert retain.name == "held-out crops of mine"
+    assert 0 < len(retain.texts) < 400 and len(train) + len(retain.texts) == 400
+    held = {str(s.image) for s in mix[:400]} - {str(s.image) for s in train}
+    assert len(held) == len(retain.texts)  # the retain crops are exactly those left out of training
+    assert all(img.shape[2] == 3 for img in retain.images)
+
+
+def test_without_mix_the_retain_set_is_seeded_synthetic_words():
+    charset = Charset.default()
+
+    class Words:  # a stand-in renderer: a word per draw from the generator it is given
+        def render(self, rng):
+            text = WORDS[rng.randrange(len(WORDS))]
+            return _crop(text), text
+
+    train, a = retain_set([], [], charset, seed=3, renderer_factory=Words)
+    _, b = retain_set([], [], charset, seed=3, renderer_factory=Words)
+    assert train == [] and a.name == "synthetic words" and len(a.texts) == 300
+    assert a.texts == b.texts  # the same seed gives the same check
+
+
 # ----------------------------------------------------------------------------- a real run
 
 @pytest.fixture(scope="module")
@@ -156,6 +225,7 @@ def test_finetune_writes_a_model_folder_with_a_report(finetuned):
     text = (out / "report.md").read_text()
     assert "| word accuracy | " in text and "case-sensitive" in text
     assert "little data: 40 labelled crops" in text
+    assert "| original domain: word accuracy | " in text and "synthetic words, never trained on" in text
     assert report.counts["crops_train"] + report.counts["crops_held_out"] == 40
     assert report.counts["crops_held_out"] >= 1
     run = report.runs[0]

@@ -13,6 +13,13 @@ sized to the data and the time budget (:func:`plan_schedule`: steps from a measu
 warm-up a small fraction of them), with synthetic words (and optionally crops of other sets,
 ``mix``) in the mix so it keeps reading what it could. The held-out part is scored before
 training and periodically during it; the best weights (the starting ones included) are kept.
+
+The recogniser is also kept from forgetting: a second held-out set of what it read before (a
+part of the ``mix`` crops, never trained on, or else seeded synthetic words) is scored beside
+the user's, and only weights whose accuracy there stays within ``max_forgetting`` of the
+starting weights' can be kept. When the run's best weights forget more, blends of them with the
+starting weights (``(1 - a) * start + a * tuned``, :data:`BLENDS`) are scored too, which often
+keep most of the gain and little of the loss.
 The output folder is a model folder (:mod:`scenetext.shipped`): ``crnn.pt``/``ctpn.pt`` with
 ``manifest.json``, plus ``report.md`` (before/after table) and ``curve.png``.
 """
@@ -53,6 +60,11 @@ CALIBRATION_STEPS = 8
 MAX_PASSES = 100
 #: Held-out scorings of the recogniser during a run.
 VALIDATIONS = 10
+#: Crops of the original domain held out to measure forgetting (from ``mix``, else synthetic).
+RETAIN_CROPS = 300
+#: Shares of the fine-tuned weights in the blends with the starting ones tried after a run
+#: whose best weights forget too much.
+BLENDS = (0.75, 0.5, 0.25)
 
 
 class DataError(ValueError):
@@ -83,6 +95,15 @@ class SplitData:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass
+class RetainSet:
+    """Held-out crops of what the recogniser read before fine-tuning, to measure forgetting."""
+
+    name: str  # what they are, for the report
+    images: list[np.ndarray]
+    texts: list[str]
+
+
 @dataclass(frozen=True)
 class Schedule:
     """Learning-rate schedule of one model's run (what :func:`~scenetext.train.common.lr_at` reads)."""
@@ -107,6 +128,7 @@ class FinetuneConfig:
     mix: list[str] = field(default_factory=list)  # crop sets kept in the mix (the original domain)
     real_ratio: float = 0.6  # share of the user's crops in the recogniser's samples
     mix_ratio: float = 0.15  # share of the `mix` crops (taken from the synthetic share)
+    max_forgetting: float = 0.01  # largest accuracy drop allowed on the original domain's held-out crops
     lr: float = 3e-4
     det_lr: float = 2e-4
     batch_size: int = 64
@@ -130,6 +152,8 @@ class ModelRun:
     curve: list[tuple[int, float]] = field(default_factory=list)  # (step, held-out score)
     best_step: int = 0
     kept: bool = False  # False: nothing beat the starting weights, OUT holds those
+    retain_curve: list[tuple[int, float]] = field(default_factory=list)  # (step, original-domain accuracy)
+    blend: float = 1.0  # share of the fine-tuned weights in the kept ones (< 1: a blend with the start)
 
 
 @dataclass
@@ -142,6 +166,8 @@ class FinetuneReport:
     after: dict[str, float]
     warnings: list[str]
     seconds: float
+    retain_name: str = ""  # what the forgetting check scored (RetainSet.name)
+    max_forgetting: float = 0.0
 
 
 # ------------------------------------------------------------------------------------ data
@@ -369,6 +395,77 @@ def score_photos(det_path: Path | None, rec_path: Path | None, photos: Sequence[
     return {"det_hmean": score["hmean"], "e2e_hmean": score["e2e_hmean"]}
 
 
+def retain_set(mix: Sequence[RecSample], mix_names: Sequence[str], charset, seed: int,
+               renderer_factory: Callable | None = None) -> tuple[list[RecSample], RetainSet]:
+    """Split the ``mix`` crops into those trained on and a held-out :class:`RetainSet`; without
+    ``mix``, the retain set is :data:`RETAIN_CROPS` synthetic words (seeded, apart from the ones
+    trained on). Crops whose text ``charset`` cannot write are left out of the retain set."""
+    if mix:
+        train, held = split_holdout(mix, holdout_fraction(len(mix), RETAIN_CROPS))
+        held = [s for s in held if charset.covers(s.text)]
+        return train, RetainSet(f"held-out crops of {', '.join(mix_names)}", _load_rgb(held), [s.text for s in held])
+    from ..synth.datasets import LazyRenderer, word_renderer
+    from .common import sample_rng
+
+    renderer = LazyRenderer(renderer_factory or word_renderer).get()
+    images, texts = [], []
+    index = 0
+    while len(images) < RETAIN_CROPS and index < 4 * RETAIN_CROPS:
+        # A stream of its own: no training sample is drawn from these generators.
+        image, text = renderer.render(sample_rng(seed, index, stream=7))
+        index += 1
+        if text and charset.covers(text):
+            images.append(image)
+            texts.append(text)
+    return [], RetainSet("synthetic words", images, texts)
+
+
+@dataclass
+class Candidate:
+    """Weights scored on the held-out crops: their figures, state and step."""
+
+    result: dict
+    state: dict
+    step: int
+
+
+class KeepBest:
+    """The best weights on the user's held-out crops among those that keep the original domain
+    (``retain_accuracy`` no lower than the starting weights' less ``max_forgetting``: :attr:`best`),
+    and the best of all, forgetting or not (:attr:`top`). Without ``retain_accuracy`` in the
+    figures, every candidate keeps it."""
+
+    def __init__(self, start: Candidate, max_forgetting: float):
+        self.best = self.top = start
+        self.floor = start.result["retain_accuracy"] - max_forgetting if "retain_accuracy" in start.result else None
+
+    def keeps(self, result: dict) -> bool:
+        return self.floor is None or result.get("retain_accuracy", 0.0) >= self.floor
+
+    def wants(self, result: dict) -> bool:
+        """Whether :meth:`offer` would take these figures (so their state is worth copying)."""
+        key = _rec_score_key(result)
+        return key > _rec_score_key(self.top.result) or (self.keeps(result) and key > _rec_score_key(self.best.result))
+
+    def offer(self, candidate: Candidate) -> None:
+        key = _rec_score_key(candidate.result)
+        if key > _rec_score_key(self.top.result):
+            self.top = candidate
+        if self.keeps(candidate.result) and key > _rec_score_key(self.best.result):
+            self.best = candidate
+
+    @property
+    def forgot(self) -> bool:
+        """The best of all forgets more than allowed."""
+        return self.top is not self.best
+
+
+def blend_states(start: dict, tuned: dict, share: float) -> dict:
+    """``(1 - share) * start + share * tuned`` for floating-point tensors; others from ``tuned``."""
+    return {k: (start[k].float() * (1 - share) + v.float() * share).to(v.dtype) if v.is_floating_point() else v
+            for k, v in tuned.items()}
+
+
 # ----------------------------------------------------------------------------- recogniser
 
 def _rec_score_key(result: dict) -> tuple:
@@ -376,9 +473,11 @@ def _rec_score_key(result: dict) -> tuple:
 
 
 def finetune_recogniser(cfg: FinetuneConfig, init: Path, data: SplitData, seconds: float, out_file: Path,
-                        progress: Progress, mix_samples: Sequence[RecSample] = ()) -> ModelRun:
+                        progress: Progress, mix_samples: Sequence[RecSample] = (),
+                        retain: RetainSet | None = None) -> ModelRun:
     """Train the recogniser of ``init`` on ``data`` for about ``seconds``; the best weights on the
-    held-out crops (the starting ones included) go to ``out_file``."""
+    held-out crops (the starting ones included) whose accuracy on ``retain`` stays within
+    ``cfg.max_forgetting`` of the start go to ``out_file``."""
     import torch
 
     from .. import checkpoint
@@ -397,15 +496,21 @@ def finetune_recogniser(cfg: FinetuneConfig, init: Path, data: SplitData, second
     held_images, held_texts = _load_rgb(data.rec_held), [s.text for s in data.rec_held]
 
     def held_out_score() -> dict:
-        result = score_recogniser(Recognizer(model, batch_size=128), held_images, held_texts)
+        recognizer = Recognizer(model, batch_size=128)
+        result = score_recogniser(recognizer, held_images, held_texts)
+        if retain is not None and retain.texts:
+            result["retain_accuracy"] = score_recogniser(recognizer, retain.images, retain.texts)["accuracy"]
         model.train()
         return result
 
     t0 = time.time()
-    best_result = held_out_score()
+    start_result = held_out_score()
     val_seconds = time.time() - t0
-    best_state = copy.deepcopy(model.state_dict())
-    run.curve.append((0, best_result["accuracy"]))
+    start_state = copy.deepcopy(model.state_dict())
+    keeper = KeepBest(Candidate(start_result, start_state, 0), cfg.max_forgetting)
+    run.curve.append((0, start_result["accuracy"]))
+    if "retain_accuracy" in start_result:
+        run.retain_curve.append((0, start_result["retain_accuracy"]))
     orientations = label_orientations(model, charset, data.rec_train)
     model.train()
     mix_ratio = cfg.mix_ratio if mix_samples else 0.0
@@ -438,7 +543,7 @@ def finetune_recogniser(cfg: FinetuneConfig, init: Path, data: SplitData, second
                                          or (cfg.max_steps is not None and step >= cfg.max_steps)):
                 t_ref, s_ref = (timer, timed_from) if step > timed_from else (t_loop, 0)
                 step_seconds = (time.time() - t_ref) / max(1, step - s_ref)
-                left = deadline - time.time() - VALIDATIONS * val_seconds
+                left = deadline - time.time() - (VALIDATIONS + len(BLENDS)) * val_seconds
                 schedule = run.schedule = plan_schedule(left + step * step_seconds, step_seconds, len(data.rec_train),
                                                         cfg.batch_size, cfg.lr, cfg.real_ratio, cfg.max_steps)
                 progress.note(f"recogniser: {schedule.steps} steps of {cfg.batch_size} crops "
@@ -449,8 +554,10 @@ def finetune_recogniser(cfg: FinetuneConfig, init: Path, data: SplitData, second
             if run.schedule is not None and (step % schedule.val_every < bucket or done or out_of_time):
                 result = held_out_score()
                 run.curve.append((step, result["accuracy"]))
-                if _rec_score_key(result) > _rec_score_key(best_result):
-                    best_result, best_state, run.best_step = result, copy.deepcopy(model.state_dict()), step
+                if "retain_accuracy" in result:
+                    run.retain_curve.append((step, result["retain_accuracy"]))
+                if keeper.wants(result):
+                    keeper.offer(Candidate(result, copy.deepcopy(model.state_dict()), step))
             progress.update(step, schedule.steps if run.schedule else None,
                             loss=f"{np.mean(losses[-20:]):.3f}" if losses else "-",
                             lr=f"{lr_at(step, schedule):.1e}",
@@ -462,9 +569,23 @@ def finetune_recogniser(cfg: FinetuneConfig, init: Path, data: SplitData, second
         progress.note("stopped on request; keeping the best weights so far")
     if run.schedule is None:  # the budget ran out before the calibration steps
         run.schedule = schedule
-    run.steps_done, run.seconds, run.kept = step, time.time() - start, run.best_step > 0
-    model.load_state_dict(best_state)
-    meta = {"finetune": {"init": str(init), "step": run.best_step, "held_out_accuracy": best_result["accuracy"]}}
+    if keeper.forgot:  # the best weights forget too much: try blends with the start
+        top = keeper.top
+        for share in BLENDS:
+            model.load_state_dict(blend_states(start_state, top.state, share))
+            result = held_out_score()
+            if keeper.keeps(result) and keeper.wants(result):
+                keeper.offer(Candidate(result, copy.deepcopy(model.state_dict()), top.step))
+                run.blend = share
+                break  # the largest share that keeps within the limit
+        if run.blend < 1.0:
+            progress.note(f"recogniser: its best weights forgot more than {cfg.max_forgetting:.3f} of "
+                          f"{retain.name}; keeping {run.blend:g} of them blended with the starting weights")
+    run.best_step = keeper.best.step
+    run.steps_done, run.seconds, run.kept = step, time.time() - start, keeper.best.state is not start_state
+    model.load_state_dict(keeper.best.state)
+    meta = {"finetune": {"init": str(init), "step": run.best_step, "blend": run.blend,
+                         "held_out_accuracy": keeper.best.result["accuracy"]}}
     checkpoint.save(out_file, {"kind": "crnn", "config": model.config.to_dict(),
                                "state_dict": {k: v.half() if v.is_floating_point() else v
                                               for k, v in model.state_dict().items()}, "meta": meta})
@@ -582,16 +703,19 @@ def finetune(cfg: FinetuneConfig, progress: Progress | None = None) -> FinetuneR
         data = split_data(sources, work, charset)
         for warning in data.warnings:
             progress.note(f"warning: {warning}")
+        mix, retain = retain_set(mix, [Path(folder).name for folder in cfg.mix], charset, cfg.seed,
+                                 cfg.renderer_factory) if do_rec else (mix, None)
         counts = {"crops_train": len(data.rec_train), "crops_held_out": len(data.rec_held),
                   "photos_train": len(data.det_train), "photos_held_out": len(data.det_held),
-                  "crops_widened": data.widened, "mix_crops": len(mix)}
+                  "crops_widened": data.widened, "mix_crops": len(mix),
+                  "retain_crops": len(retain.texts) if retain else 0}
         progress.note("data: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items() if v))
         if do_rec and (not data.rec_train or not data.rec_held):
             raise DataError("too little data: the recogniser needs at least 5 labelled crops")
         if do_det and (not data.det_train or not data.det_held):
             raise DataError("too little data: the detector needs at least 5 labelled photos")
         scored = time.time()
-        before = _score_all(data, init_det if data.det_held else None, init_rec)
+        before = _score_all(data, init_det if data.det_held else None, init_rec, retain)
         progress.note("before: " + figures_line(before))
         out.mkdir(parents=True, exist_ok=True)
         reserve = (time.time() - scored) * 1.2 + 5.0  # the final scoring costs about what the first did
@@ -603,13 +727,13 @@ def finetune(cfg: FinetuneConfig, progress: Progress | None = None) -> FinetuneR
             runs.append(finetune_detector(cfg, init_det, data, share, work, det_file, progress))
             left = budget - (time.time() - start) - reserve
         if do_rec:
-            runs.append(finetune_recogniser(cfg, init_rec, data, left, rec_file, progress, mix))
+            runs.append(finetune_recogniser(cfg, init_rec, data, left, rec_file, progress, mix, retain))
         after = _score_all(data, det_file if do_det else init_det if data.det_held else None,
-                           rec_file if do_rec else init_rec)
+                           rec_file if do_rec else init_rec, retain)
         _keep_better(runs, before, after, rec_file, det_file, init_rec, init_det)
         if any(not r.kept for r in runs):
             after = _score_all(data, det_file if do_det else init_det if data.det_held else None,
-                               rec_file if do_rec else init_rec)
+                               rec_file if do_rec else init_rec, retain)
     figures = {}
     if do_rec:
         figures["crnn"] = {"held-out accuracy": round(after["accuracy"], 4),
@@ -623,17 +747,22 @@ def finetune(cfg: FinetuneConfig, progress: Progress | None = None) -> FinetuneR
                     "ctpn": f"detector fine-tuned from {init_det.name}" if kept.get("detector")
                     else f"{init_det.name} as it was (fine-tuning did not beat it on the held-out part)"}
     shipped.refresh_manifest(out, figures=figures, descriptions=descriptions)
-    report = FinetuneReport(out, sources, counts, runs, before, after, data.warnings, time.time() - start)
+    report = FinetuneReport(out, sources, counts, runs, before, after, data.warnings, time.time() - start,
+                            retain.name if retain else "", cfg.max_forgetting)
     draw_curve(runs, out / "curve.png")
     write_report(report, out / "report.md")
     return report
 
 
-def _score_all(data: SplitData, det_path: Path | None, rec_path: Path) -> dict[str, float]:
+def _score_all(data: SplitData, det_path: Path | None, rec_path: Path,
+               retain: RetainSet | None = None) -> dict[str, float]:
     from ..recognition.predictor import Recognizer
 
-    figures = score_recogniser(Recognizer.load(rec_path, batch_size=128), _load_rgb(data.rec_held),
-                               [s.text for s in data.rec_held]) if data.rec_held else {}
+    recognizer = Recognizer.load(rec_path, batch_size=128)
+    figures = score_recogniser(recognizer, _load_rgb(data.rec_held), [s.text for s in data.rec_held]) \
+        if data.rec_held else {}
+    if retain is not None and retain.texts:
+        figures["retain_accuracy"] = score_recogniser(recognizer, retain.images, retain.texts)["accuracy"]
     if det_path is not None and data.det_held:
         figures.update(score_photos(det_path, rec_path, data.det_held))
     return figures
@@ -657,7 +786,7 @@ def _keep_better(runs: list[ModelRun], before: dict, after: dict, rec_file: Path
 
 _FIGURE_NAMES = {"accuracy": "word accuracy", "accuracy_case_sensitive": "word accuracy (case-sensitive)",
                  "one_minus_ned": "1 - NED", "det_hmean": "detection hmean (IoU, words)",
-                 "e2e_hmean": "end-to-end hmean"}
+                 "e2e_hmean": "end-to-end hmean", "retain_accuracy": "original domain: word accuracy"}
 
 
 def figures_line(figures: dict[str, float]) -> str:
@@ -678,6 +807,9 @@ def write_report(report: FinetuneReport, path: Path) -> None:
                   "(their words are cut into the crops above)"]
     if c["mix_crops"]:
         lines += [f"- crops of other sets kept in the mix: {c['mix_crops']}"]
+    if c.get("retain_crops"):
+        lines += [f"- forgetting check (\"original domain\" below): {c['retain_crops']} {report.retain_name}, "
+                  "never trained on"]
     for warning in report.warnings:
         lines += [f"- **warning**: {warning}"]
     lines += ["", "## Held-out part, before and after", "", "| figure | before | after | change |", "|---|---:|---:|---:|"]
@@ -687,13 +819,17 @@ def write_report(report: FinetuneReport, path: Path) -> None:
             lines += [f"| {name} | {b:.4f} | {a:.4f} | {a - b:+.4f} |"]
     n = c["crops_held_out"]
     lines += ["", f"Word accuracy is scored by the standard protocol (case and punctuation ignored) on {n} held-out "
-              "crops; case-sensitive compares the exact text.", "", "## Runs", ""]
+              "crops; case-sensitive compares the exact text."
+              + (f" Only weights whose original-domain accuracy stays within {report.max_forgetting:.3f} of the "
+                 "starting weights' could be kept." if c.get("retain_crops") else ""), "", "## Runs", ""]
     for run in report.runs:
         s = run.schedule
         lines += [f"- **{run.role}** from `{run.init}`: {run.steps_done} steps in {run.seconds / 60:.1f} min"
                   + (f" (schedule {s.steps} steps set by the {s.limited_by}, warm-up {s.warmup}, peak lr {s.lr:g}, "
                      f"batch {s.batch_size})" if s else "")
-                  + (f"; best on the held-out part at step {run.best_step}" if run.kept else
+                  + (f"; best on the held-out part at step {run.best_step}"
+                     + (f", blended {run.blend:g} with the starting weights to keep the original domain"
+                        if run.blend < 1.0 else "") if run.kept else
                      "; the fine-tuned weights did not beat the starting ones, which the folder holds instead")]
     lines += ["", f"Total time {report.seconds / 60:.1f} min. Held-out score over the run: `curve.png`.", "",
               "Use the models: `scenetext run --models " + str(report.out) + " PHOTOS...` or "
@@ -720,7 +856,7 @@ def draw_curve(runs: Sequence[ModelRun], path: Path, size: tuple[int, int] = (72
         if not run.curve:
             continue
         steps = [s for s, _ in run.curve]
-        values = [v for _, v in run.curve]
+        values = [v for _, v in run.curve + run.retain_curve]
         lo, hi = max(0.0, min(values) - 0.05), min(1.0, max(values) + 0.05)
         hi = max(hi, lo + 0.01)
         span = max(1, max(steps))
@@ -735,11 +871,14 @@ def draw_curve(runs: Sequence[ModelRun], path: Path, size: tuple[int, int] = (72
         base = xy(0, values[0])[1]
         for x in range(x0, x1, 8):  # the starting score, dashed
             draw.line([(x, base), (min(x + 4, x1), base)], fill=(150, 150, 150))
-        points = [xy(s, v) for s, v in run.curve]
-        if len(points) > 1:
-            draw.line(points, fill=colours.get(run.role, (0, 0, 0)), width=2)
-        for px, py in points:
-            draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colours.get(run.role, (0, 0, 0)))
+        for curve, colour in ((run.retain_curve, (44, 160, 44)), (run.curve, colours.get(run.role, (0, 0, 0)))):
+            points = [xy(s, v) for s, v in curve]
+            if len(points) > 1:
+                draw.line(points, fill=colour, width=2)
+            for px, py in points:
+                draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour)
+        if run.retain_curve:
+            draw.text((x0 + 260, top + 8), "green: original domain", fill=(44, 160, 44))
     image.save(path)
 
 
