@@ -11,6 +11,10 @@ while the models run on the calling thread. Every output file is written atomica
 ``skip_existing`` resumes it. An image that cannot be read or written is reported and the run
 goes on.
 
+Inputs and OUT are local paths or URIs of any filesystem pyarrow opens (``s3://bucket/photos``):
+every file operation goes through a :class:`~scenetext.storage.Storage`, so both take this
+module's one code path (see :mod:`scenetext.storage` for how the two kinds differ).
+
 Outputs, per image (``<name>`` is its path relative to the folder given, or its file name):
 ``OUT/<name>.json`` (or ``.txt``, or one record in ``OUT/results.jsonl``) and the annotated copy
 ``OUT/<name>.annotated.jpg``; per run: ``OUT/summary.json`` and the report of all the outputs in OUT,
@@ -33,17 +37,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import stat
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, Callable, Hashable, Iterable, Iterator
 
 from . import __version__
 from .results import Failure
+from .storage import LOCAL, Location, RecordLog, Storage, locate
 
 if TYPE_CHECKING:
     from .reader import LoadedImage, Reader
@@ -63,6 +66,9 @@ SUMMARY_NAME = "summary.json"
 RESERVED_NAMES = frozenset({SUMMARY_NAME, JSONL_NAME, "report.html"})
 #: Output formats: a JSON file per image, one JSON Lines file, or a text file per image.
 FORMATS = ("json", "jsonl", "txt")
+#: Why an OUT on a filesystem other than the local disk gets no report.
+REPORT_NOT_LOCAL = ("report.html is not written here: it is built from local files (copy OUT to a local disk and "
+                    "run 'scenetext report' on the copy)")
 #: A recognition batch closes at this many images or this many decoded pixels.
 BATCH_IMAGES = 8
 BATCH_PIXELS = 40_000_000
@@ -70,12 +76,18 @@ BATCH_PIXELS = 40_000_000
 
 @dataclass(frozen=True)
 class ImageJob:
-    """An image to read: its path, its output name relative to OUT and the file's identity
-    (``(st_dev, st_ino)``, ``None`` when not known)."""
+    """An image to read: its path on ``store``, its output name relative to OUT and the file's
+    identity (``(st_dev, st_ino)`` on the local disk, ``None`` when not known)."""
 
-    source: Path
+    source: PurePath
     rel: str
-    identity: tuple[int, int] | None = None
+    identity: Hashable | None = None
+    store: Storage = LOCAL
+
+    @property
+    def name(self) -> str:
+        """The input as failures and notices name it: its path, or its URI."""
+        return self.store.show(self.source)
 
 
 @dataclass(frozen=True)
@@ -153,22 +165,27 @@ class BatchRun:
             replace an input or a file this tool did not write.
     """
 
-    def __init__(self, inputs: Iterable[Path], out: Path, *, recursive: bool = False, fmt: str = "json",
-                 annotate: bool = True, skip_existing: bool = False):
+    def __init__(self, inputs: Iterable[Path | str | Location], out: Path | str | Location, *,
+                 recursive: bool = False, fmt: str = "json", annotate: bool = True, skip_existing: bool = False):
         if fmt not in FORMATS:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-        self.out = Path(out)
-        jobs, self.failures = collect_images(list(inputs), recursive, self.out)
-        self.writer = OutputWriter(self.out, fmt, annotate, skip_existing)
-        inputs_seen = {job.identity for job in jobs}
-        self.jobs = []
-        for job in jobs:
-            refusal = self.writer.refusal(job, inputs_seen)
-            if refusal:
-                self.failures.append(Failure(str(job.source), refusal))
-            else:
-                self.jobs.append(job)
-        self.todo = [job for job in self.jobs if not (skip_existing and self.writer.done(job))]
+        where, given = locate(out), [locate(item) for item in inputs]
+        self.out, self.store = where.path, where.store
+        with contextlib.ExitStack() as listings:  # on an object store: listings, not a request per image
+            listings.enter_context(self.store.listing(self.out))
+            for store in {item.store for item in given} - {self.store}:
+                listings.enter_context(store.listing(None))
+            jobs, self.failures = collect_images(given, recursive, where)
+            self.writer = OutputWriter(self.out, fmt, annotate, skip_existing, store=self.store)
+            inputs_seen = {job.identity for job in jobs}
+            self.jobs = []
+            for job, refusal in zip(jobs, self.store.map(lambda job: self.writer.refusal(job, inputs_seen), jobs)):
+                if refusal:
+                    self.failures.append(Failure(job.name, refusal))
+                else:
+                    self.jobs.append(job)
+            finished = self.store.map(self.writer.done, self.jobs) if skip_existing else [False] * len(self.jobs)
+            self.todo = [job for job, done in zip(self.jobs, finished) if not done]
 
     def run(self, reader: "Reader | None", workers: int = 2,
             on_failure: Callable[[Failure], None] | None = None,
@@ -186,14 +203,14 @@ class BatchRun:
         With ``report``, ``OUT/report.html`` is then rebuilt from all the outputs in OUT (see
         :mod:`scenetext.report`); a report that cannot be written leaves the run's outputs as they
         are and is passed to ``on_report_error(reason)`` as one line (a warning when not given).
+        The report is built from local files: for an OUT that is not on the local disk it is not
+        written, which ``summary.json`` (a notice) and ``on_report_error`` say.
         """
-        from .imageio import atomic_write_text
-
         summary = Summary(images=len(self.jobs), skipped=len(self.jobs) - len(self.todo),
                           failures=list(self.failures))
 
         def failed(job: ImageJob, reason: str) -> None:
-            summary.failures.append(Failure(str(job.source), reason))
+            summary.failures.append(Failure(job.name, reason))
             if on_failure:
                 on_failure(summary.failures[-1])
 
@@ -204,7 +221,7 @@ class BatchRun:
                 on_page(job, page)
 
         def noted(job: ImageJob, message: str) -> None:
-            summary.notices.append(Notice(str(job.source), message))
+            summary.notices.append(Notice(job.name, message))
             if on_notice:
                 on_notice(summary.notices[-1])
 
@@ -212,39 +229,56 @@ class BatchRun:
         start = time.perf_counter()
         process_images(reader, self.todo, self.writer, workers, failed, done, noted)
         summary.seconds = time.perf_counter() - start
+        self.finish(summary, on_failure, report, on_report_error)
+        return summary
+
+    def finish(self, summary: Summary, on_failure: Callable[[Failure], None] | None, report: bool,
+               on_report_error: Callable[[str], None] | None) -> None:
+        """Write ``OUT/summary.json`` and, with ``report``, ``OUT/report.html``; what cannot be
+        written is one more failure (the summary) or one line to ``on_report_error`` (the report)."""
+        self.writer.check_closed(summary.failures, on_failure)
+        if report and not self.store.local:
+            summary.notices.append(Notice(str(Location(self.store, self.out)), REPORT_NOT_LOCAL))
+        path = self.out / SUMMARY_NAME
         try:
-            atomic_write_text(self.out / SUMMARY_NAME,
-                              json.dumps(summary.to_dict(), indent=2, ensure_ascii=False) + "\n")
+            self.store.write_bytes(path, (json.dumps(summary.to_dict(), indent=2, ensure_ascii=False) + "\n")
+                                   .encode("utf-8"))
         except OSError as err:
             reason = f"cannot write the run summary: {failure_reason(err)}"
-            summary.failures.append(Failure(str(self.out / SUMMARY_NAME), reason))
+            summary.failures.append(Failure(self.store.show(path), reason))
             if on_failure:
                 on_failure(summary.failures[-1])
         if report:
             self._write_report(on_report_error)
-        return summary
 
     def _write_report(self, on_error: Callable[[str], None] | None) -> None:
         """Rebuild ``OUT/report.html``; a failure is reported as one line, never raised."""
         from .report import write_report
 
-        try:
-            write_report(self.out)
-        except Exception as err:  # noqa: BLE001 - the run's outputs are written; the report is extra
-            reason = f"cannot write {self.out / 'report.html'}: {failure_reason(err)}"
+        def say(reason: str) -> None:
             if on_error is None:
                 import warnings
 
-                warnings.warn(reason, RuntimeWarning, stacklevel=3)
+                warnings.warn(reason, RuntimeWarning, stacklevel=5)
             else:
                 on_error(reason)
+
+        if not self.store.local:
+            say(f"{Location(self.store, self.out)}: {REPORT_NOT_LOCAL}")
+            return
+        try:
+            write_report(self.out)
+        except Exception as err:  # noqa: BLE001 - the run's outputs are written; the report is extra
+            say(f"cannot write {self.out / 'report.html'}: {failure_reason(err)}")
 
 
 # --------------------------------------------------------------------------------- finding images
 
 
-def collect_images(inputs: list[Path], recursive: bool, out: Path) -> tuple[list[ImageJob], list[Failure]]:
-    """Images to read from files and folders, and the inputs refused.
+def collect_images(inputs: list[Path | str | Location], recursive: bool,
+                   out: Path | str | Location) -> tuple[list[ImageJob], list[Failure]]:
+    """Images to read from files and folders (local paths, URIs or :class:`~scenetext.storage.Location`
+    objects), and the inputs refused.
 
     Folder images are named relative to their folder, single files by their name. A file reached
     twice (by two names or through a link) is read once; two different files that would share
@@ -252,69 +286,64 @@ def collect_images(inputs: list[Path], recursive: bool, out: Path) -> tuple[list
     up from folders. Anything that is not a regular file (a FIFO, socket, device, broken or
     looping link) is refused without being opened, as are folders that cannot be listed.
     """
-    from .imageio import ImageLoadError, check_regular_file
+    from .imageio import ImageLoadError
 
+    out = locate(out)
     jobs, failures = [], []
-    seen: set[tuple[int, int]] = set()
-    owners: dict[str, Path] = {}
-    for given in map(Path, inputs):
-        if os.path.isdir(given):
+    seen: set[Hashable] = set()
+    owners: dict[str, str] = {}
+    for given in map(locate, inputs):
+        store = given.store
+        if store.is_dir(given.path):
             found, problems = _scan_folder(given, recursive, out)
             failures += problems
             if not found and not problems:
                 hint = "" if recursive else " (subfolders are read with --recursive)"
                 failures.append(Failure(str(given), f"no images found{hint}"))
-            candidates = [(path, path.relative_to(given).as_posix()) for path in found]
+            candidates = [(path, path.relative_to(given.path).as_posix()) for path in found]
         else:
-            candidates = [(given, given.name)]
+            candidates = [(given.path, given.path.name)]
         for source, rel in candidates:
             try:
-                info = check_regular_file(source)
+                identity = store.file_identity(source)
             except ImageLoadError as err:
-                failures.append(Failure(str(source), err.problem))
+                failures.append(Failure(store.show(source), err.problem))
                 continue
-            identity = (info.st_dev, info.st_ino)
             if identity in seen:
                 continue
             if rel in owners:
-                failures.append(Failure(str(source), f"output name {rel!r} is already used by {owners[rel]}"))
+                failures.append(Failure(store.show(source), f"output name {rel!r} is already used by {owners[rel]}"))
                 continue
             seen.add(identity)
-            owners[rel] = source
-            jobs.append(ImageJob(source, rel, identity))
+            owners[rel] = store.show(source)
+            jobs.append(ImageJob(source, rel, identity, store))
     return jobs, failures
 
 
-def _scan_folder(folder: Path, recursive: bool, out: Path) -> tuple[list[Path], list[Failure]]:
+def _scan_folder(folder: Location, recursive: bool, out: Location) -> tuple[list[PurePath], list[Failure]]:
     """Image files in ``folder`` (and its subfolders when ``recursive``), sorted; and the
     folders that could not be listed."""
-    out_real = Path(os.path.realpath(out))
-    found: list[Path] = []
-    problems: list[Failure] = []
-
-    def unreadable(err: OSError) -> None:
-        problems.append(Failure(str(err.filename or folder), f"cannot read folder ({err.strerror or err})"))
-
-    for root, dirs, files in os.walk(folder, onerror=unreadable):
-        dirs[:] = sorted(d for d in dirs if recursive and not d.startswith("."))
-        for name in sorted(files):
-            path = Path(root) / name
-            if name.startswith(".") or path.suffix.lower() not in SCAN_EXTENSIONS:
-                continue
-            if name.endswith(ANNOTATED_SUFFIX) and Path(os.path.realpath(path)).is_relative_to(out_real) \
-                    and is_annotated_copy(path):
-                continue
-            found.append(path)
+    store = folder.store
+    files, problems = store.walk_files(folder.path, recursive)
+    found: list[PurePath] = []
+    for path in files:
+        name = path.name
+        if name.startswith(".") or path.suffix.lower() not in SCAN_EXTENSIONS:
+            continue
+        if name.endswith(ANNOTATED_SUFFIX) and store == out.store and store.within(path, out.path) \
+                and is_annotated_copy(path, store):
+            continue
+        found.append(path)
     return found, problems
 
 
-def is_annotated_copy(path: Path) -> bool:
+def is_annotated_copy(path: PurePath, store: Storage = LOCAL) -> bool:
     """True when ``path`` is a regular file holding an annotated copy this tool wrote (a JPEG
     whose comment segment, before the image data, is :data:`ANNOTATED_MARK`)."""
-    from .imageio import ImageLoadError, jpeg_comments, read_file_head
+    from .imageio import ImageLoadError, jpeg_comments
 
     try:
-        head = read_file_head(path, 4096)
+        head = store.read_head(path, 4096)
     except (ImageLoadError, OSError):
         return False
     return ANNOTATED_MARK in jpeg_comments(head)
@@ -324,36 +353,37 @@ def is_annotated_copy(path: Path) -> bool:
 
 
 class OutputWriter:
-    """Writes each image's outputs under OUT.
+    """Writes each image's outputs under OUT (on ``store``: the local disk unless given).
 
     ``json``: ``OUT/<rel>.json``; ``txt``: ``OUT/<rel>.txt`` (one line of text per line); both
     written atomically. ``jsonl``: one record per image appended to ``OUT/results.jsonl`` (the
     page's JSON form with its output ``name`` first, which keys it): a record that cannot be
     written is taken back off the file, and when a run starts, a torn last line, records that
-    do not parse and the records of the images about to be read again are dropped. The
+    do not parse and the records of the images about to be read again are dropped (on a
+    filesystem that cannot append, the file is written whole when the run ends). The
     annotated copy ``OUT/<rel>.annotated.jpg`` is written before the data, so a record on disk
     means the image is complete.
     """
 
-    def __init__(self, out: Path, fmt: str, annotate: bool, skip_existing: bool):
+    def __init__(self, out: PurePath, fmt: str, annotate: bool, skip_existing: bool, store: Storage = LOCAL):
         self.out = out
         self.fmt = fmt
         self.annotate = annotate
+        self.store = store
         self._records, self._clean = self._existing_records() if fmt == "jsonl" else ({}, True)
-        self._jsonl: int | None = None  # file descriptor of results.jsonl while a run appends to it
+        self._jsonl: RecordLog | None = None  # results.jsonl while a run appends to it
+        self._close_error: str | None = None
 
-    def _path(self, job: ImageJob, suffix: str) -> Path:
+    def _path(self, job: ImageJob, suffix: str) -> PurePath:
         return self.out / f"{job.rel}{suffix}"
 
     def _existing_records(self) -> tuple[dict[str, str], bool]:
         """Records of an earlier run's ``results.jsonl`` by name, and whether every line was a
         whole record (a torn last line, a line that does not parse or a repeated name are not)."""
-        from .imageio import ImageLoadError, check_regular_file
+        from .imageio import ImageLoadError
 
-        path = self.out / JSONL_NAME
         try:
-            check_regular_file(path)
-            text = path.read_bytes().decode("utf-8", "replace")
+            text = self.store.read_bytes(self.out / JSONL_NAME).decode("utf-8", "replace")
         except (ImageLoadError, OSError):
             return {}, True
         records: dict[str, str] = {}
@@ -371,14 +401,14 @@ class OutputWriter:
             records[name] = line
         return records, clean
 
-    def outputs(self, job: ImageJob) -> list[Path]:
+    def outputs(self, job: ImageJob) -> list[PurePath]:
         """The files written for ``job`` (``results.jsonl`` is shared by all jobs)."""
         paths = [self._path(job, ANNOTATED_SUFFIX)] if self.annotate else []
         if self.fmt == "jsonl":
             return [*paths, self.out / JSONL_NAME]
         return [*paths, self._path(job, f".{self.fmt}")]
 
-    def refusal(self, job: ImageJob, inputs: set[tuple[int, int] | None]) -> str | None:
+    def refusal(self, job: ImageJob, inputs: set[Hashable | None]) -> str | None:
         """Why ``job``'s outputs may not be written (``None`` when they may): one would replace a
         file of the run itself, an input of the run (``inputs``: their identities), a ``.json``
         holding a JSON object that is not a page result, or an annotated copy that this tool did
@@ -386,20 +416,20 @@ class OutputWriter:
         for path in self.outputs(job):
             if path == self.out / JSONL_NAME:
                 continue
+            shown = self.store.show(path)
             if path.parent == self.out and path.name in RESERVED_NAMES:
                 return f"its output {path.name} would replace the run's own {path.name}"
-            try:
-                info = os.lstat(path)
-            except OSError:
+            entry = self.store.entry(path)
+            if entry is None:
                 continue
-            if (info.st_dev, info.st_ino) in inputs:
-                return f"its output {path} would replace an input of this run"
-            if not stat.S_ISREG(info.st_mode):
+            if entry.identity in inputs:
+                return f"its output {shown} would replace an input of this run"
+            if not entry.regular:
                 continue  # writing fails and is reported then
-            if path.name.endswith(ANNOTATED_SUFFIX) and not is_annotated_copy(path):
-                return f"{path} exists and is not an annotated copy written by scenetext; it is not replaced"
-            if path.suffix == ".json" and _is_foreign_json(path):
-                return f"{path} exists and holds JSON data that is not a scenetext result; it is not replaced"
+            if path.name.endswith(ANNOTATED_SUFFIX) and not is_annotated_copy(path, self.store):
+                return f"{shown} exists and is not an annotated copy written by scenetext; it is not replaced"
+            if path.suffix == ".json" and _is_foreign_json(path, self.store):
+                return f"{shown} exists and holds JSON data that is not a scenetext result; it is not replaced"
         return None
 
     def remove_leftovers(self, jobs: Iterable[ImageJob]) -> int:
@@ -408,66 +438,48 @@ class OutputWriter:
         Only names of the form ``.<output>.<random>.tmp`` (what the atomic writers create) for
         this run's own output files and ``summary.json`` are touched. Returns how many were removed.
         """
-        from .imageio import leftover_target
-
-        wanted: dict[Path, set[str]] = {self.out: {SUMMARY_NAME}}
+        wanted: dict[PurePath, set[str]] = {self.out: {SUMMARY_NAME}}
         for job in jobs:
             for path in self.outputs(job):
                 wanted.setdefault(path.parent, set()).add(path.name)
-        removed = 0
-        for folder, names in wanted.items():
-            try:
-                entries = list(os.scandir(folder))
-            except OSError:
-                continue
-            for entry in entries:
-                if leftover_target(entry.name) in names and entry.is_file(follow_symlinks=False):
-                    try:
-                        os.unlink(entry.path)
-                        removed += 1
-                    except OSError:
-                        pass
-        return removed
+        return sum(self.store.remove_leftovers(folder, names) for folder, names in wanted.items())
 
     def done(self, job: ImageJob) -> bool:
         """True when the job's outputs exist from an earlier run (for ``skip_existing``): its data
         (a page result, for ``json`` and ``jsonl``) and, when annotating, its annotated copy."""
-        if self.annotate and not is_annotated_copy(self._path(job, ANNOTATED_SUFFIX)):
+        if self.annotate and not is_annotated_copy(self._path(job, ANNOTATED_SUFFIX), self.store):
             return False
         if self.fmt == "jsonl":
             return job.rel in self._records
         if self.fmt == "txt":
-            return self._path(job, ".txt").is_file()
-        return _is_page_file(self._path(job, ".json"))
+            return self.store.is_file(self._path(job, ".txt"))
+        return _is_page_file(self._path(job, ".json"), self.store)
 
     def start(self, todo: Iterable[ImageJob]) -> None:
         """Get ready to write the outputs of ``todo``: for ``jsonl``, drop their old records (and any
         torn or unreadable line) from ``results.jsonl`` and open it for appending."""
         if self.fmt != "jsonl":
             return
-        from .imageio import atomic_write_text
-
         again = [job.rel for job in todo if job.rel in self._records]
         for rel in again:
             del self._records[rel]
-        path = self.out / JSONL_NAME
-        if again or not self._clean:
-            atomic_write_text(path, "".join(f"{line}\n" for line in self._records.values()))
-            self._clean = True
-        self._jsonl = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        kept = "".join(f"{line}\n" for line in self._records.values()).encode("utf-8")
+        self._jsonl = self.store.open_log(self.out / JSONL_NAME, kept, rewrite=bool(again) or not self._clean)
+        self._clean = True
 
     def write_files(self, job: ImageJob, rgb, page: "PageResult") -> None:
         """The annotated copy and the per-image data file (safe to call from worker threads)."""
-        from .imageio import atomic_save_image, atomic_write_text
+        from .imageio import encode_image
         from .render import render
 
         if self.annotate:
-            atomic_save_image(self._path(job, ANNOTATED_SUFFIX), render(rgb, page), quality=90,
-                              comment=ANNOTATED_MARK)
+            path = self._path(job, ANNOTATED_SUFFIX)
+            self.store.write_bytes(path, encode_image(path, render(rgb, page), quality=90, comment=ANNOTATED_MARK))
         if self.fmt == "json":
-            atomic_write_text(self._path(job, ".json"), page.to_json() + "\n")
+            self.store.write_bytes(self._path(job, ".json"), (page.to_json() + "\n").encode("utf-8"))
         elif self.fmt == "txt":
-            atomic_write_text(self._path(job, ".txt"), "".join(f"{line.text}\n" for line in page.lines))
+            self.store.write_bytes(self._path(job, ".txt"),
+                                   "".join(f"{line.text}\n" for line in page.lines).encode("utf-8"))
 
     def record(self, job: ImageJob, page: "PageResult") -> None:
         """Append the page to ``results.jsonl`` (``jsonl`` format; main thread only, after :meth:`start`).
@@ -478,55 +490,51 @@ class OutputWriter:
         if self.fmt != "jsonl":
             return
         if self._jsonl is None:
-            raise OSError(f"{self.out / JSONL_NAME}: not open for writing")
+            raise OSError(f"{self.store.show(self.out / JSONL_NAME)}: not open for writing")
         line = json.dumps({"name": job.rel, **page.to_dict()}, ensure_ascii=False)
-        size = os.fstat(self._jsonl).st_size
-        try:
-            _append(self._jsonl, f"{line}\n".encode("utf-8"))
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._jsonl, size)
-            raise
+        self._jsonl.append(f"{line}\n".encode("utf-8"))
         self._records[job.rel] = line
 
     def close(self) -> None:
-        """Flush ``results.jsonl`` to disk and close it (``jsonl`` format)."""
+        """Flush ``results.jsonl`` to disk and close it (``jsonl`` format); a file that must be
+        written whole and cannot be is kept for :meth:`check_closed`."""
         if self._jsonl is not None:
-            fd, self._jsonl = self._jsonl, None
+            log, self._jsonl = self._jsonl, None
             try:
-                os.fsync(fd)
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
+                log.close()
+            except OSError as err:
+                self._close_error = f"cannot write outputs: {failure_reason(err)}"
+
+    def check_closed(self, failures: list[Failure], on_failure: Callable[[Failure], None] | None) -> None:
+        """Add to ``failures`` (and pass to ``on_failure``) a ``results.jsonl`` that :meth:`close`
+        could not write."""
+        if self._close_error:
+            failures.append(Failure(self.store.show(self.out / JSONL_NAME), self._close_error))
+            self._close_error = None
+            if on_failure:
+                on_failure(failures[-1])
 
 
-def _append(fd: int, data: bytes) -> None:
-    """Write all of ``data`` to the file descriptor ``fd``."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _is_foreign_json(path: Path) -> bool:
+def _is_foreign_json(path: PurePath, store: Storage = LOCAL) -> bool:
     """True when ``path`` holds a JSON object that is not a page result of this tool (no
     ``lines`` and ``version`` keys: someone's data, such as a photo's sidecar file). A file that
     does not parse, or holds anything else, is a broken output and may be replaced."""
+    from .imageio import ImageLoadError
+
     try:
-        document = json.loads(path.read_bytes())
-    except (OSError, ValueError, RecursionError):
+        document = json.loads(store.read_bytes(path))
+    except (ImageLoadError, OSError, ValueError, RecursionError):
         return False
     return isinstance(document, dict) and not {"lines", "version"} <= document.keys()
 
 
-def _is_page_file(path: Path) -> bool:
+def _is_page_file(path: PurePath, store: Storage = LOCAL) -> bool:
     """True when ``path`` is a regular file holding a page result in its JSON form."""
-    from .imageio import ImageLoadError, check_regular_file
+    from .imageio import ImageLoadError
     from .results import SchemaError, validate_result
 
     try:
-        check_regular_file(path)
-        validate_result(json.loads(path.read_text(encoding="utf-8")))
+        validate_result(json.loads(store.read_bytes(path).decode("utf-8")))
     except (ImageLoadError, OSError, ValueError, SchemaError, RecursionError):
         return False
     return True
@@ -569,13 +577,11 @@ def process_images(reader: "Reader | None", jobs: list[ImageJob], writer: Output
 
 def _load_job(job: ImageJob) -> _Decoded:
     """Decode a job's image, timing it (as :func:`scenetext.reader.load` does), and count its pages."""
-    from .imageio import decode_image
     from .reader import LoadedImage
 
     start = time.perf_counter()
-    decoded = decode_image(job.source)
-    return _Decoded(LoadedImage(decoded.rgb, str(job.source), (time.perf_counter() - start) * 1000.0),
-                    decoded.pages)
+    decoded = job.store.decode(job.source)
+    return _Decoded(LoadedImage(decoded.rgb, job.name, (time.perf_counter() - start) * 1000.0), decoded.pages)
 
 
 def _prefetch(pool: ThreadPoolExecutor, load: Callable[[ImageJob], _Decoded], jobs: list[ImageJob],

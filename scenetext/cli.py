@@ -67,14 +67,32 @@ def _checked(kind: str):
     return callback
 
 
+class _PathOrURI(click.Path):
+    """A local path, checked as :class:`click.Path` checks it, or the URI of a filesystem pyarrow
+    opens (``s3://bucket/photos``), which becomes a :class:`~scenetext.storage.Location`."""
+
+    def convert(self, value, param, ctx):
+        from .storage import StorageError, is_uri, locate
+
+        if not is_uri(value):
+            return super().convert(value, param, ctx)
+        try:
+            where = locate(value)
+        except StorageError as err:
+            self.fail(printable(str(err)), param, ctx)
+        if self.exists and not (where.store.is_dir(where.path) or where.store.is_file(where.path)):
+            self.fail(f"{printable(value)}: does not exist", param, ctx)
+        return where
+
+
 ZOOM_HELP = ("also look again at this short side (e.g. 1400) where the detector saw weak signs of text: finds "
              "more small text, at a quarter to a third more detection time")
 
 
 @main.command("run")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("scenetext-out"),
-              show_default=True, help="output folder")
+@click.argument("inputs", nargs=-1, required=True, type=_PathOrURI(exists=True, path_type=Path))
+@click.option("-o", "--out", type=_PathOrURI(file_okay=False, path_type=Path), default=Path("scenetext-out"),
+              show_default=True, help="output folder (or URI: s3://bucket/prefix, ...)")
 @click.option("-r", "--recursive", is_flag=True, help="also read images in subfolders of folder inputs")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True,
               help="json: OUT/<name>.json per image; jsonl: one OUT/results.jsonl; txt: OUT/<name>.txt")
@@ -104,7 +122,7 @@ ZOOM_HELP = ("also look again at this short side (e.g. 1400) where the detector 
               help="with onnxruntime: networks written by 'scenetext export --onnx' (default: exported in memory)")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", metavar="[local|ADDRESS]",
               help="read on a Ray cluster: 'local' (--ray alone) starts one on this machine, ADDRESS joins one "
-                   "(needs scenetext[ray]; paths must be visible to every node)")
+                   "(needs scenetext[ray]; paths must be visible to every node, or URIs such as s3://...)")
 @click.option("--ray-workers", type=click.IntRange(min=1), default=2, show_default=True,
               help="with --ray: actors, each loading the models once and using one CPU")
 def run(inputs, out, recursive, fmt, no_annotate, level, min_confidence, max_side, zoom, lexicon, skip_existing,
@@ -123,16 +141,18 @@ def run(inputs, out, recursive, fmt, no_annotate, level, min_confidence, max_sid
       scenetext run photos/ --format jsonl --no-annotate
       scenetext run photos/ --skip-existing       # resume an interrupted run
       scenetext run scan.png --level word --lexicon words.txt
+      scenetext run s3://bucket/photos -o s3://bucket/ocr --ray   # any filesystem pyarrow opens
     """
     from rich.console import Console
 
     from .batch import BatchRun
-    from .imageio import check_writable_dir
+    from .storage import locate
 
+    where = locate(out)
     try:
-        check_writable_dir(out)
+        where.store.make_dir(where.path)
     except OSError as err:
-        raise click.BadParameter(str(err), param_hint="'-o' / '--out'") from None
+        raise click.BadParameter(printable(str(err)), param_hint="'-o' / '--out'") from None
     if models_dir is not None:
         weights_det, weights_rec = _folder_weights(models_dir, weights_det, weights_rec)
     batch = BatchRun(inputs, out, recursive=recursive, fmt=fmt, annotate=not no_annotate, skip_existing=skip_existing)
@@ -253,7 +273,7 @@ def _print_outcome(pages, jobs, summary, out: Path) -> None:
     stdout = Console(highlight=False)
     if len(jobs) == 1 and pages:
         lines = pages[0].lines
-        stdout.print(f"{printable(str(jobs[0].source))}: {len(lines) or 'no'} line{'' if len(lines) == 1 else 's'} "
+        stdout.print(f"{printable(jobs[0].name)}: {len(lines) or 'no'} line{'' if len(lines) == 1 else 's'} "
                      "of text",
                      markup=False, soft_wrap=True)
         if lines:
@@ -262,12 +282,13 @@ def _print_outcome(pages, jobs, summary, out: Path) -> None:
                 table.add_row(str(i), escape(printable(line.text)), f"{line.confidence:.2f}")
             stdout.print(table)
     elif len(jobs) == 1 and summary.skipped:
-        stdout.print(f"{printable(str(jobs[0].source))}: skipped, its outputs exist", markup=False, soft_wrap=True)
+        stdout.print(f"{printable(jobs[0].name)}: skipped, its outputs exist", markup=False, soft_wrap=True)
     if len(jobs) > 1:
         stdout.print(f"{summary.processed} images read, {summary.lines} lines, {summary.failed} failed, "
                      f"{summary.skipped} skipped; {summary.images_per_second:.2f} images/s", markup=False)
     shown = printable(str(out))
-    stdout.print(f"outputs in {shown}/" + (f" (report: {shown}/report.html)" if (out / "report.html").is_file() else ""),
+    report = isinstance(out, Path) and (out / "report.html").is_file()
+    stdout.print(f"outputs in {shown}/" + (f" (report: {shown}/report.html)" if report else ""),
                  markup=False, soft_wrap=True)
 
 

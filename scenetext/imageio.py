@@ -25,7 +25,7 @@ import stat
 import tempfile
 import threading
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import BinaryIO, Iterator, Union
 
 import cv2
@@ -42,7 +42,9 @@ __all__ = [
     "check_regular_file",
     "check_writable_dir",
     "DecodedImage",
+    "decode_bytes",
     "decode_image",
+    "encode_image",
     "image_size",
     "is_image_path",
     "jpeg_comments",
@@ -138,14 +140,21 @@ def decode_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> D
     if isinstance(source, Image.Image):
         return DecodedImage(_pil_to_rgb(source, "<PIL image>", max_pixels, owned=False), _page_count(source))
     if isinstance(source, (bytes, bytearray, memoryview)):
-        if len(source) == 0:
-            raise ImageLoadError("<bytes>", "empty file")
-        return _decode(io.BytesIO(source), "<bytes>", max_pixels)
+        return decode_bytes(source, "<bytes>", max_pixels)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         with _open_file(path) as stream:
             return _decode(stream, str(path), max_pixels)
     raise TypeError(f"cannot load an image from {type(source).__name__}")
+
+
+def decode_bytes(data: bytes | bytearray | memoryview, name: str,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """:func:`decode_image` of a file's encoded bytes (e.g. read from an object store), with the
+    same checks and one-line reasons; ``name`` is the file an :class:`ImageLoadError` names."""
+    if len(data) == 0:
+        raise ImageLoadError(name, "empty file")
+    return _decode(io.BytesIO(data), name, max_pixels)
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
@@ -439,7 +448,17 @@ def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8
 
 
 def atomic_save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 90, comment: bytes | None = None) -> None:
-    """Encode an RGB (or gray, or RGBA) ``uint8`` array by ``path``'s extension and write it atomically.
+    """Encode an RGB (or gray, or RGBA) ``uint8`` array by ``path``'s extension and write it
+    atomically (see :func:`encode_image`).
+
+    Raises:
+        ValueError: unsupported extension, array shape or dtype, or encoding failure.
+    """
+    atomic_write_bytes(path, encode_image(path, rgb, quality, comment))
+
+
+def encode_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 90, comment: bytes | None = None) -> bytes:
+    """An RGB (or gray, or RGBA) ``uint8`` array encoded by ``path``'s extension.
 
     ``quality`` (0-100) applies to JPEG and WebP; ``comment`` (JPEG only) is stored in a comment
     segment before the image data (see :func:`jpeg_comments`).
@@ -447,7 +466,7 @@ def atomic_save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 9
     Raises:
         ValueError: unsupported extension, array shape or dtype, or encoding failure.
     """
-    path = Path(path)
+    path = PurePath(path)
     extension = path.suffix.lower()
     if extension not in IMAGE_EXTENSIONS:
         raise ValueError(f"{path}: unsupported image extension {path.suffix!r}")
@@ -459,7 +478,7 @@ def atomic_save_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 9
         if extension not in (".jpg", ".jpeg"):
             raise ValueError(f"{path}: only JPEG files carry a comment")
         data = _with_jpeg_comment(data, comment)
-    atomic_write_bytes(path, data)
+    return data
 
 
 def _with_jpeg_comment(jpeg: bytes, comment: bytes) -> bytes:

@@ -2,6 +2,7 @@
 
     >>> batch = BatchRun([Path("photos")], Path("out"), skip_existing=True)
     >>> summary = run_on_ray(batch, functools.partial(Reader), address="local", workers=2)
+    >>> batch = BatchRun(["s3://archive/photos"], "s3://archive/ocr", recursive=True)  # object stores too
 
 The driver lists the images exactly as a plain run does (:class:`~scenetext.batch.BatchRun`:
 the same output names, the same refusals, ``skip_existing``), then streams the jobs through a
@@ -16,8 +17,12 @@ gone, killed for memory) is restarted by Ray Data and its batch retried. No imag
 object store, whose share is capped (:data:`OBJECT_STORE_BYTES`), so memory stays bounded on a
 folder of any size.
 
-Inputs and outputs are paths every node can see (a local disk for ``local``, a shared or
-network file system on a cluster).
+Inputs and OUT are paths every node can see (a local disk for ``local``, a shared or network
+file system on a cluster), or URIs of any filesystem pyarrow opens (``s3://bucket/photos``,
+``gs://...``), through the same code path: the driver lists them, each actor reads its images'
+bytes from there and writes their outputs back, each as one whole object (see
+:mod:`scenetext.storage`). On such a filesystem ``results.jsonl`` is written when the run ends and
+``report.html`` is not written (it is built from local files), which ``summary.json`` says.
 """
 
 from __future__ import annotations
@@ -28,10 +33,11 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from .batch import BATCH_IMAGES, SUMMARY_NAME, Failure, ImageJob, OutputWriter, Summary, process_images
+from .batch import BATCH_IMAGES, Failure, ImageJob, OutputWriter, Summary, process_images
+from .storage import Storage
 
 if TYPE_CHECKING:
     from .batch import BatchRun
@@ -106,7 +112,7 @@ def run_on_ray(batch: "BatchRun", make_reader: Callable[[], "Reader"], *, addres
 
                 ray.shutdown()
     summary.seconds = time.perf_counter() - start
-    _finish(batch, summary, on_failure, report, on_report_error)
+    batch.finish(summary, on_failure, report, on_report_error)
     return summary
 
 
@@ -122,7 +128,7 @@ def _connect(address: str, cpus: int) -> bool:
                                "configure_logging": False}
     try:
         if address == "local":
-            ray.init(num_cpus=max(cpus, 1), object_store_memory=OBJECT_STORE_BYTES, **options)
+            ray.init(address="local", num_cpus=max(cpus, 1), object_store_memory=OBJECT_STORE_BYTES, **options)
         else:
             ray.init(address=address, **options)
     except Exception as err:  # noqa: BLE001 - Ray raises many kinds for a cluster it cannot reach
@@ -141,14 +147,19 @@ def _run_jobs(batch: "BatchRun", make_reader: Callable[[], "Reader"], workers: i
     context.execution_options.preserve_order = False
     context.execution_options.resource_limits = context.execution_options.resource_limits.copy(
         object_store_memory=OBJECT_STORE_BYTES)
-    items = [{"source": str(job.source), "rel": job.rel} for job in batch.todo]
+    stores: list[Storage] = []
+    for job in batch.todo:
+        if job.store not in stores:
+            stores.append(job.store)
+    items = [{"source": str(job.source), "rel": job.rel, "store": stores.index(job.store)} for job in batch.todo]
     jobs = {job.rel: job for job in batch.todo}
     batch_size = max(1, min(BATCH_IMAGES, math.ceil(len(items) / workers)))
     dataset = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / batch_size))
     outcomes = dataset.map_batches(
         _Worker, batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
         num_cpus=cpus_per_worker,
-        fn_constructor_kwargs={"out": str(batch.out), "fmt": batch.writer.fmt, "annotate": batch.writer.annotate,
+        fn_constructor_kwargs={"out": str(batch.out), "out_store": batch.store, "stores": stores,
+                               "fmt": batch.writer.fmt, "annotate": batch.writer.annotate,
                                "make_reader": make_reader, "threads": cpus_per_worker})
     writer = batch.writer
     writer.start(batch.todo)
@@ -207,23 +218,6 @@ def _gather(outcome: Outcome, jobs: dict[str, ImageJob], writer: OutputWriter, s
         on_page(job, outcome.lines)
 
 
-def _finish(batch: "BatchRun", summary: Summary, on_failure: Callable[[Failure], None] | None, report: bool,
-            on_report_error: Callable[[str], None] | None) -> None:
-    """Write ``OUT/summary.json`` and the report, as :meth:`BatchRun.run` does."""
-    from .batch import failure_reason
-    from .imageio import atomic_write_text
-
-    try:
-        atomic_write_text(batch.out / SUMMARY_NAME, json.dumps(summary.to_dict(), indent=2, ensure_ascii=False) + "\n")
-    except OSError as err:
-        summary.failures.append(Failure(str(batch.out / SUMMARY_NAME),
-                                        f"cannot write the run summary: {failure_reason(err)}"))
-        if on_failure:
-            on_failure(summary.failures[-1])
-    if report:
-        batch._write_report(on_report_error)
-
-
 def root_reason(err: BaseException) -> str:
     """One line for an error that Ray wrapped (perhaps several times, with the remote traceback in
     its text): the last ``SomeError: message`` line of the remote traceback, else the first line."""
@@ -248,8 +242,8 @@ class _ActorWriter(OutputWriter):
     """An actor's writer: the per-image files as the plain run writes them; ``jsonl`` records are
     kept for the driver, which alone appends to ``results.jsonl``."""
 
-    def __init__(self, out: Path, fmt: str, annotate: bool):  # noqa: D107 - no earlier records are read
-        self.out, self.fmt, self.annotate = out, fmt, annotate
+    def __init__(self, out: PurePath, fmt: str, annotate: bool, store: Storage):  # noqa: D107 - no records are read
+        self.out, self.fmt, self.annotate, self.store = out, fmt, annotate, store
         self.records: dict[str, str] = {}
 
     def start(self, todo) -> None:
@@ -266,17 +260,22 @@ class _ActorWriter(OutputWriter):
 class _Worker:
     """A Ray Data actor: loads the models once, then reads batches of jobs."""
 
-    def __init__(self, out: str, fmt: str, annotate: bool, make_reader: Callable[[], "Reader"], threads: int):
+    def __init__(self, out: str, out_store: Storage, stores: list[Storage], fmt: str, annotate: bool,
+                 make_reader: Callable[[], "Reader"], threads: int):
         import torch
 
         torch.set_num_threads(max(1, threads))
         os.environ.setdefault("OMP_NUM_THREADS", str(max(1, threads)))
         self.reader = make_reader().load_models()
-        self.writer = _ActorWriter(Path(out), fmt, annotate)
+        self.writer = _ActorWriter(out_store.path(out), fmt, annotate, out_store)
+        self.stores = stores
         self.cpu_seconds = 0.0
 
     def __call__(self, rows: dict[str, Any]) -> dict[str, list]:
-        jobs = [ImageJob(Path(str(source)), str(rel)) for source, rel in zip(rows["source"], rows["rel"])]
+        jobs = []
+        for source, rel, index in zip(rows["source"], rows["rel"], rows["store"]):
+            store = self.stores[int(index)]
+            jobs.append(ImageJob(store.path(str(source)), str(rel), None, store))
         reasons: dict[str, str] = {}
         lines: dict[str, int] = {}
         notices: dict[str, str] = {}
@@ -291,7 +290,7 @@ class _Worker:
             if job.rel not in lines and job.rel not in reasons:
                 reasons[job.rel] = "processing failed: no outcome"
         return {
-            "source": [str(job.source) for job in jobs], "rel": [job.rel for job in jobs],
+            "source": [job.name for job in jobs], "rel": [job.rel for job in jobs],
             "lines": [lines.get(job.rel, 0) for job in jobs], "reason": [reasons.get(job.rel, "") for job in jobs],
             "record": [self.writer.records.get(job.rel, "") for job in jobs],
             "notice": [notices.get(job.rel, "") for job in jobs],

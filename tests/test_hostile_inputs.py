@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from helpers import BlobDetector, InkReader, dark_boxes_image
-from scenetext import batch, cli, imageio
+from scenetext import batch, cli, imageio, storage
 from scenetext.imageio import ImageLoadError, decode_image, load_image
 from scenetext.reader import Reader
 from scenetext.results import Failure, validate_result
@@ -234,7 +234,7 @@ def test_full_disk_in_jsonl_mode_is_one_error_per_image(fake_models, tmp_path, m
         if mounted:
             filler = fill(out, leave=4096)  # room for a few records, and not for the summary
         else:  # a fault-injected writer: records 3 onwards and the summary meet a full disk
-            real_append, appended = batch._append, []
+            real_append, appended = storage._append, []
 
             def append(fd, data):
                 if len(appended) >= 2:
@@ -243,11 +243,11 @@ def test_full_disk_in_jsonl_mode_is_one_error_per_image(fake_models, tmp_path, m
                 appended.append(data)
                 real_append(fd, data)
 
-            def no_space(path, text, encoding="utf-8"):
+            def no_space(path, data):
                 raise OSError(errno.ENOSPC, NO_SPACE)
 
-            monkeypatch.setattr(batch, "_append", append)
-            monkeypatch.setattr(imageio, "atomic_write_text", no_space)
+            monkeypatch.setattr(storage, "_append", append)
+            monkeypatch.setattr(imageio, "atomic_write_bytes", no_space)
         result = run(photos, "-o", out, "--format", "jsonl", "--no-annotate", "--jobs", "1")
         assert result.exit_code == 1 and "Traceback" not in result.output, result.output
         errors = error_lines(result)
@@ -302,7 +302,7 @@ def test_summary_on_a_full_disk_is_one_error(fake_models, tmp_path, monkeypatch)
             (out / "summary.json").unlink()
             fill(out, leave=0)  # ... then the disk is full
         else:
-            monkeypatch.setattr(imageio, "atomic_write_text", lambda *a, **k: (_ for _ in ()).throw(
+            monkeypatch.setattr(imageio, "atomic_write_bytes", lambda *a, **k: (_ for _ in ()).throw(
                 OSError(errno.ENOSPC, NO_SPACE)))
         result = run(image, "-o", out, "--no-annotate")
     assert result.exit_code == 1 and "Traceback" not in result.output
