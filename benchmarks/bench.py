@@ -71,6 +71,51 @@ def _crops_rate(rec, batches: int) -> float:
     return len(crops) * _rate(lambda: rec.recognize(crops), 3, warmup=1)
 
 
+WORD_CROPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "rec" / "ic15_train"
+
+
+def _word_crops(n: int) -> tuple[list[np.ndarray], str]:
+    """``n`` crops of real words scaled to 32x128 (ICDAR 2015 training crops, used only for timing) or,
+    without ../shared, random crops; and which."""
+    import cv2
+
+    paths = sorted((WORD_CROPS / "images").glob("*"))[:n] if (WORD_CROPS / "images").is_dir() else []
+    crops = [cv2.resize(cv2.imread(str(p))[:, :, ::-1], (128, 32)) for p in paths]
+    if len(crops) == n:
+        return crops, "ICDAR 2015 training words"
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 255, (32, 128, 3), dtype=np.uint8) for _ in range(n)], "random crops"
+
+
+def bench_recognizer_lm(batches: int = 10, rounds: int = 3) -> list[dict] | None:
+    """The recogniser with the language prior (``--lm``) and without it, on the same crops of real
+    words, in turn (the best of ``rounds`` each, the prior's cache emptied every time, so every
+    word is scored afresh); None where the prior's wordfreq package is not installed."""
+    import importlib.util
+
+    from scenetext.recognition.beam import lm_decoder
+    from scenetext.recognition.predictor import DEFAULT_WEIGHTS, Recognizer
+
+    if importlib.util.find_spec("wordfreq") is None or not DEFAULT_WEIGHTS.is_file():
+        return None
+    plain = Recognizer.load(batch_size=64)
+    with_lm = Recognizer(plain.model, batch_size=64, lm=lm_decoder(True))
+    crops, source = _word_crops(64 * batches)
+    for rec in (plain, with_lm):
+        rec.recognize(crops[:64])
+    best = {"plain": 0.0, "lm": 0.0}
+    for _ in range(rounds):
+        for name, rec in (("plain", plain), ("lm", with_lm)):
+            with_lm.lm.prior.clear_cache()
+            start = time.perf_counter()
+            rec.recognize(crops)
+            best[name] = max(best[name], len(crops) / (time.perf_counter() - start))
+    return [{"name": f"CRNN recogniser with the language prior (--lm), 32x128 {source}, batches of 64",
+             "value": best["lm"], "unit": "crops/s", "target": ">= 600"},
+            {"name": "  the same crops without the prior, in turn with it", "value": best["plain"],
+             "unit": "crops/s", "target": ""}]
+
+
 def bench_recognizer_options(batches: int = 10) -> list[dict] | None:
     """The same for each optional recogniser file shipped beside the default (`weights/crnn-*.pt`)."""
     from scenetext.recognition.predictor import DEFAULT_WEIGHTS, Recognizer
@@ -210,7 +255,8 @@ print(json.dumps({{b: float(np.median(t)) for b, t in times.items()}}))
 
 
 BENCHES = {"machine": bench_machine, "synth-words": bench_synth_words, "synth-scenes": bench_synth_scenes,
-           "rec": bench_recognizer, "rec-options": bench_recognizer_options, "det": bench_detector, "e2e": bench_end_to_end,
+           "rec": bench_recognizer, "rec-lm": bench_recognizer_lm, "rec-options": bench_recognizer_options,
+           "det": bench_detector, "e2e": bench_end_to_end,
            "backends": bench_backends}
 
 

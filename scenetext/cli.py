@@ -35,13 +35,13 @@ def main():
 
 # --------------------------------------------------------------------------------- run
 def make_reader(weights_det=None, weights_rec=None, max_side=None, min_confidence=0.3, lexicon=None,
-                level="line", zoom=None, backend=None, onnx_dir=None):
+                level="line", zoom=None, backend=None, onnx_dir=None, lm=None):
     """The :class:`~scenetext.reader.Reader` used by ``run`` and ``eval e2e`` (tests replace this)."""
     from .reader import Reader
 
     return Reader(detector_weights=weights_det, recognizer_weights=weights_rec, max_side=max_side,
                   min_confidence=min_confidence, lexicon=lexicon, level=level, zoom=zoom, backend=backend,
-                  onnx_dir=onnx_dir)
+                  onnx_dir=onnx_dir, lm=lm)
 
 
 def _checked(kind: str):
@@ -85,6 +85,8 @@ class _PathOrURI(click.Path):
         return where
 
 
+LM_HELP = ("re-rank the readings the image supports by English word frequencies (needs scenetext[lm]); "
+           "confident readings, case and punctuation stay as read")
 ZOOM_HELP = ("also look again at this short side (e.g. 1400) where the detector saw weak signs of text: finds "
              "more small text, at a quarter to a third more detection time")
 
@@ -105,6 +107,7 @@ ZOOM_HELP = ("also look again at this short side (e.g. 1400) where the detector 
 @click.option("--zoom", type=int, callback=_checked("side"), help=ZOOM_HELP)
 @click.option("--lexicon", type=click.Path(exists=True, dir_okay=False, path_type=Path), callback=_checked("lexicon"),
               help="word list (one per line) to constrain reading to")
+@click.option("--lm", is_flag=True, help=LM_HELP)
 @click.option("--skip-existing", is_flag=True, help="skip images whose outputs exist (resume a run)")
 @click.option("-j", "--jobs", "workers", type=click.IntRange(min=1), default=2, show_default=True,
               help="threads decoding and writing images beside the models")
@@ -126,7 +129,7 @@ ZOOM_HELP = ("also look again at this short side (e.g. 1400) where the detector 
 @click.option("--ray-workers", type=click.IntRange(min=1), default=2, show_default=True,
               help="with --ray: actors, each loading the models once and using one CPU")
 def run(inputs, out, recursive, fmt, no_annotate, level, min_confidence, max_side, zoom, lexicon, skip_existing,
-        workers, quiet, weights_det, weights_rec, models_dir, backend, onnx_dir, ray_address, ray_workers):
+        workers, quiet, weights_det, weights_rec, models_dir, backend, onnx_dir, ray_address, ray_workers, lm):
     """Find and read the text in photos.
 
     INPUT is any mix of image files and folders. For each image, OUT/<name>.json holds the lines
@@ -159,7 +162,7 @@ def run(inputs, out, recursive, fmt, no_annotate, level, min_confidence, max_sid
     reader = None
     if batch.todo:  # also with --ray: the same clear errors before any image is touched
         reader = _load_reader(weights_det, weights_rec, max_side, min_confidence, lexicon, level, zoom,
-                              backend=backend, onnx_dir=onnx_dir)
+                              backend=backend, onnx_dir=onnx_dir, lm=lm or None)
 
     console = Console(stderr=True, highlight=False)
     pages = []
@@ -191,7 +194,8 @@ def run(inputs, out, recursive, fmt, no_annotate, level, min_confidence, max_sid
         if ray_address:
             reader = None  # each Ray actor loads its own
             options = dict(weights_det=weights_det, weights_rec=weights_rec, max_side=max_side, level=level,
-                           min_confidence=min_confidence, lexicon=lexicon, zoom=zoom, backend=backend, onnx_dir=onnx_dir)
+                           min_confidence=min_confidence, lexicon=lexicon, zoom=zoom, backend=backend, onnx_dir=onnx_dir,
+                           lm=lm or None)
             summary = _run_on_ray(batch, ray_address, ray_workers, options, failed, lambda job, lines: advance(),
                                   report_failed)
         else:
@@ -639,17 +643,26 @@ def eval_():
 @click.option("--errors", type=click.Path(dir_okay=False), help="write misreads (image, truth, prediction) as TSV")
 @click.option("--decoder", type=click.Choice(["greedy", "beam"]), default="greedy", show_default=True)
 @click.option("--lexicon", type=click.Path(exists=True, dir_okay=False), help="word list for constrained decoding")
+@click.option("--lm", is_flag=True, help="prefix beam search re-ranked by English word frequencies (needs "
+              "scenetext[lm]; instead of --decoder)")
 @click.option("--limit", type=click.IntRange(min=1), help="first N crops of each folder")
-def eval_rec(folders, weights, json_out, errors, decoder, lexicon, limit):
+def eval_rec(folders, weights, json_out, errors, decoder, lexicon, lm, limit):
     """Word accuracy (standard protocol), case-sensitive accuracy, 1-NED and speed per folder."""
     import torch
 
+    from .recognition.beam import lm_decoder
     from .recognition.decode import Lexicon
     from .recognition.evaluate import evaluate_folder
     from .recognition.predictor import Recognizer
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    rec = Recognizer.load(weights, decoder=decoder, lexicon=Lexicon.from_file(lexicon) if lexicon else None)
+    if lm and lexicon:
+        raise click.UsageError("--lm and --lexicon do not go together")
+    try:
+        prior = lm_decoder(lm or None)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
+    rec = Recognizer.load(weights, decoder=decoder, lexicon=Lexicon.from_file(lexicon) if lexicon else None, lm=prior)
     results = {}
     click.echo(f"{'set':<18}{'n':>6}{'accuracy':>10}{'acc(case)':>11}{'1-NED':>8}{'crops/s':>9}")
     all_errors = []

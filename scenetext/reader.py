@@ -52,6 +52,7 @@ from .results import Line, PageResult, Word
 
 if TYPE_CHECKING:
     from .detection.predictor import Detector
+    from .recognition.beam import PriorDecoder
     from .recognition.decode import Decoded, Lexicon
     from .recognition.predictor import Recognizer
     from .results import Failure
@@ -107,6 +108,12 @@ class Reader:
             list of words) for constrained decoding; only when the recogniser is loaded here. A
             file is read when the Reader is made: one that is not a UTF-8 text file or holds no
             words is refused.
+        lm: a language prior re-ranking the readings the frames support
+            (:mod:`scenetext.recognition.beam`; case, punctuation and confident readings stay as
+            read): None or False (default) for none, True or ``"en"`` for English word
+            frequencies (the optional ``scenetext[lm]`` extra), a number for that prior at this
+            weight, or a :class:`~scenetext.recognition.beam.PriorDecoder`; only when the
+            recogniser is loaded here, and not with a lexicon.
         max_side: cap on the long side of the image the detector sees (default: the
             detector's own; at least 64); only when the detector is loaded here.
         zoom: a short side (e.g. 1400) at which the detector looks again where it saw weak signs
@@ -143,7 +150,8 @@ class Reader:
                  bound_memory: bool = False, read_by_word: bool = True, zoom: int | None = None,
                  trim_memory: bool = True,
                  backend: str | None = None, onnx_dir: str | os.PathLike | None = None,
-                 models: str | os.PathLike | None = None):
+                 models: str | os.PathLike | None = None,
+                 lm: "bool | str | float | PriorDecoder | None" = None):
         if device != "cpu":
             raise ValueError(f"device {device!r} is not supported: scenetext runs on the CPU")
         if level not in LEVELS:
@@ -160,6 +168,12 @@ class Reader:
                 check(value)
             except ValueError as err:
                 raise ValueError(f"{option} {err}") from None
+        if lm is not None and lm is not False:
+            if recognizer is not None or lexicon is not None:
+                raise ValueError("lm applies only when the Reader loads the recognizer, and not with a lexicon")
+            from .recognition.beam import check_lm
+
+            check_lm(lm)
         if lexicon is not None:
             lexicon = _as_lexicon(lexicon)  # a file is read now: a bad one is refused here, naming it
             if not lexicon.words:
@@ -178,6 +192,7 @@ class Reader:
         self._detector = detector
         self._recognizer = recognizer
         self._lexicon = lexicon
+        self._lm = lm
         self._max_side = max_side
         self._zoom = zoom
         self._detector_weights = detector_weights
@@ -216,9 +231,11 @@ class Reader:
         """The recogniser, loaded on first access."""
         with self._lock:
             if self._recognizer is None:
+                from .recognition.beam import lm_decoder
                 from .recognition.predictor import Recognizer
 
-                self._recognizer = Recognizer.load(self._recognizer_weights, lexicon=_as_lexicon(self._lexicon))
+                self._recognizer = Recognizer.load(self._recognizer_weights, lexicon=_as_lexicon(self._lexicon),
+                                                   lm=lm_decoder(self._lm))
                 if self._runtime is not None:
                     self._runtime.attach(recognizer=self._recognizer)
             return self._recognizer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -14,6 +15,9 @@ from .model import CRNN, CRNNConfig
 from .orientation import TALL_RATIO, is_tall, rotate
 from .preprocess import pad_batch, prepare_crop, width_batches
 
+if TYPE_CHECKING:
+    from .beam import PriorDecoder
+
 #: The shipped default recogniser inside the package (loaded after checking its manifest entry).
 DEFAULT_WEIGHTS = models_dir() / "crnn.pt"
 
@@ -21,7 +25,7 @@ DEFAULT_WEIGHTS = models_dir() / "crnn.pt"
 class Recognizer:
     def __init__(self, model: CRNN, batch_size: int = 64, max_width: int = 1024, decoder: str = "greedy",
                  lexicon: Lexicon | None = None, name: str = "crnn", max_batch_columns: int = 64 * 256,
-                 rotate_tall: float | None = TALL_RATIO):
+                 rotate_tall: float | None = TALL_RATIO, lm: PriorDecoder | None = None):
         self.model = model.eval()
         self.config: CRNNConfig = model.config
         self.charset = self.config.charset
@@ -32,6 +36,9 @@ class Recognizer:
         self.max_width = max_width
         self.decoder = decoder
         self.lexicon = lexicon
+        # A language prior re-ranking the readings the frames support (scenetext.recognition.beam);
+        # a lexicon, when given, decides instead.
+        self.lm = lm
         self.name = name
         # Crops at least this many times taller than wide are also read turned 90 degrees each
         # way and the most confident reading is kept (None: read every crop as it is).
@@ -43,7 +50,8 @@ class Recognizer:
         inference: BatchNorms folded, channels-last. ``kind``: see :meth:`CRNN.load`."""
         path = Path(path) if path else model_path("crnn")
         model = cls.prepare(CRNN.load(path, kind=kind))
-        kwargs.setdefault("name", f"crnn-{model.config.variant}:{path.name}")
+        lm = kwargs.get("lm")
+        kwargs.setdefault("name", f"crnn-{model.config.variant}:{path.name}" + (f"+lm-{lm.prior.name}" if lm else ""))
         return cls(model, **kwargs)
 
     @staticmethod
@@ -71,6 +79,8 @@ class Recognizer:
     def decode(self, log_probs: np.ndarray) -> Decoded:
         if self.lexicon is not None:
             return lexicon_decode(log_probs, self.charset, self.lexicon)
+        if self.lm is not None:
+            return self.lm.decode(log_probs, self.charset)
         if self.decoder == "beam":
             return beam_decode(log_probs, self.charset)
         return greedy_decode(log_probs, self.charset)

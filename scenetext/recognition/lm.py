@@ -1,0 +1,212 @@
+"""A language prior for the recogniser: English word frequencies and a character n-gram model.
+
+The prior gives the log-probability of a reading's *case-folded view* (:func:`tokens`): the text
+lower-cased, every digit written as ``0`` (so the prior prefers no number to another; it only
+weighs letters against digits, as in ``SCH00L``/``SCHOOL``), punctuation left out, cut into words
+at white space. Two readings that differ only in case or punctuation get the same prior: the
+prior has no say on them. Each token's probability is a mixture of its word frequency and a
+character n-gram model of the same word list, so an unknown token (a code, a name) still gets a
+fair probability:
+
+    P(token) = word_share * frequency(token) + (1 - word_share) * P_ngram(token)
+
+The word frequencies are those of the ``wordfreq`` package (English, shipped inside its wheel; the
+optional ``scenetext[lm]`` extra): the ~94,000 words of ASCII letters, digits and apostrophes seen
+at least once in ten million words. The n-gram model (order 4, interpolated Witten-Bell) is
+trained on the same words, weighted by their Zipf value. Both are built in about two seconds the
+first time the prior is asked for and then stay in memory, ~50 MB (:func:`english_prior`);
+nothing is downloaded or written.
+
+How the prior re-ranks readings is :mod:`scenetext.recognition.beam`'s job.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["CharNgram", "TextScore", "WordPrior", "english_prior", "fold", "tokens"]
+
+#: Symbols of the n-gram model: 0 is the word boundary, then a-z, any digit, the apostrophe and
+#: any other letter (accented and non-Latin letters share one symbol).
+BOUNDARY, DIGIT, APOSTROPHE, OTHER = 0, 27, 28, 29
+NUM_SYMBOLS = 30
+_TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+_DIGITS = re.compile(r"\d")
+_PUNCTUATION = re.compile(r"[^\w\s']|_")
+
+
+def fold(text: str) -> str:
+    """Lower case, every digit as ``0``."""
+    return _DIGITS.sub("0", text.lower())
+
+
+def tokens(text: str) -> list[str]:
+    """The tokens the prior scores in ``text``: its folded words (split at white space) with
+    punctuation left out, apostrophes kept inside a word (``e-mail`` -> ``email``, ``$2.50`` ->
+    ``000``, ``don't`` -> ``don't``)."""
+    return _TOKEN.findall(_PUNCTUATION.sub("", fold(text)))
+
+
+def _symbol_table() -> np.ndarray:
+    table = np.full(128, OTHER, np.int64)
+    table[ord("a"): ord("z") + 1] = np.arange(1, 27)
+    table[ord("0"): ord("9") + 1] = DIGIT
+    table[ord("'")] = APOSTROPHE
+    return table
+
+
+_SYMBOLS = _symbol_table()
+
+
+def _symbols(token: str) -> list[int]:
+    return [int(_SYMBOLS[o]) if (o := ord(ch)) < 128 else OTHER for ch in token]
+
+
+def _ngram_counts(words: Sequence[str], weights: np.ndarray, order: int) -> np.ndarray:
+    """Weighted counts of the n-grams of the folded ``words``, flat (index: the symbols in base
+    :data:`NUM_SYMBOLS`); each word padded with ``order - 1`` boundaries and ending in one."""
+    S = NUM_SYMBOLS
+    text = "".join("\x01" * (order - 1) + fold(w) + "\x02" for w in words)
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    seq = np.where(codes < 128, _SYMBOLS[np.minimum(codes, 127)], OTHER)
+    seq[(codes == 1) | (codes == 2)] = BOUNDARY
+    lengths = np.array([len(fold(w)) + 1 for w in words], np.int64)  # symbols predicted in each word
+    ends = np.flatnonzero(codes != 1)  # an n-gram ends at every symbol but the padding
+    flat = np.zeros(len(ends), np.int64)
+    for k in range(order):
+        flat = flat * S + seq[ends - (order - 1) + k]
+    return np.bincount(flat, weights=np.repeat(weights, lengths), minlength=S ** order)
+
+
+@dataclass(frozen=True)
+class CharNgram:
+    """A character n-gram model of tokens: ``table[h1, ..., c]`` is ``log P(c | h1...)`` over
+    :data:`NUM_SYMBOLS` symbols, the history padded with boundaries at the start of a token and a
+    boundary predicted at its end (so the probabilities of all tokens add up to one)."""
+
+    order: int
+    table: np.ndarray
+
+    @classmethod
+    def train(cls, words: Sequence[str], weights: Sequence[float] | np.ndarray, order: int = 4,
+              chunk: int = 20000) -> CharNgram:
+        """Counts of every n-gram of the folded ``words`` (each counted ``weight`` times),
+        interpolated with lower orders by Witten-Bell; a uniform distribution under order 1."""
+        if order < 1:
+            raise ValueError("order must be at least 1")
+        S = NUM_SYMBOLS
+        weights = np.asarray(weights, np.float64)
+        counts = np.zeros(S ** order)
+        for start in range(0, len(words), chunk):  # in chunks: a few MB of arrays at a time
+            counts += _ngram_counts(words[start: start + chunk], weights[start: start + chunk], order)
+        counts = counts.reshape((S,) * order)
+        p = np.full(S, 1.0 / S)  # order 0: uniform
+        for k in range(1, order + 1):
+            c = counts.sum(axis=tuple(range(order - k))) if k < order else counts  # axes: k-1 history symbols, c
+            total = c.sum(-1, keepdims=True)
+            types = (c > 0).sum(-1, keepdims=True)
+            # p (order k-1) broadcasts over the oldest history symbol: P_{k-1}(c | the newer k-2).
+            p = np.where(total > 0, (c + types * p) / np.maximum(total + types, 1e-12), p)
+        return cls(order, np.log(np.maximum(p, 1e-30)).astype(np.float32))
+
+    def logp(self, token: str) -> float:
+        """``log P(token)`` of a folded token, its end included."""
+        n = self.order
+        seq = [BOUNDARY] * (n - 1) + _symbols(token) + [BOUNDARY]
+        table = self.table
+        return float(sum(table[tuple(seq[i - n + 1: i + 1])] for i in range(n - 1, len(seq))))
+
+
+@dataclass(frozen=True)
+class TextScore:
+    """A text as the prior sees it: ``logp``, the log-probability of its folded view; ``known``,
+    whether it has words and every one is in the word list; ``chars``, the characters of its
+    words (punctuation and spaces left out)."""
+
+    logp: float
+    known: bool
+    chars: int
+
+
+class WordPrior:
+    """``log P`` of a reading's folded view (see the module notes): word frequencies mixed with a
+    character n-gram model. Scores are cached (the last ``cache_size`` texts and tokens)."""
+
+    def __init__(self, frequencies: Mapping[str, float], ngram: CharNgram, word_share: float = 0.5,
+                 name: str = "", cache_size: int = 1 << 16):
+        if not 0.0 <= word_share <= 1.0:
+            raise ValueError("word_share must be from 0 to 1")
+        self.frequencies = frequencies
+        self.ngram = ngram
+        self.word_share = float(word_share)
+        self.name = name
+        self._token_cache = functools.lru_cache(maxsize=cache_size)(self._token_logp)
+        self._text_cache = functools.lru_cache(maxsize=cache_size)(self._score)
+
+    @classmethod
+    def from_words(cls, frequencies: Mapping[str, float], order: int = 4, **kwargs) -> WordPrior:
+        """A prior of a word list with its frequencies (they should add up to about one; keys are
+        folded and merged), its n-gram model trained on the same words weighted by Zipf value."""
+        folded: dict[str, float] = {}
+        for word, freq in frequencies.items():
+            if freq > 0 and tokens(word) == [key := fold(word)]:
+                folded[key] = folded.get(key, 0.0) + float(freq)
+        words = list(folded)
+        zipf = np.log10(np.maximum(np.fromiter(folded.values(), np.float64, len(words)), 1e-12)) + 9.0
+        return cls(folded, CharNgram.train(words, np.maximum(zipf - 1.0, 0.5), order=order), **kwargs)
+
+    def _token_logp(self, token: str) -> float:
+        p_char = math.exp(self.ngram.logp(token))
+        p = self.word_share * self.frequencies.get(token, 0.0) + (1.0 - self.word_share) * p_char
+        return math.log(max(p, 1e-300))
+
+    def score(self, text: str) -> TextScore:
+        """The prior's view of ``text``: its log-probability and whether its words are known."""
+        return self._text_cache(text)
+
+    def logp(self, text: str) -> float:
+        """``log P`` of the folded view of ``text`` (0 for a text with no tokens)."""
+        return self._text_cache(text).logp
+
+    def token_logp(self, token: str) -> float:
+        """``log P`` of one token of a folded view (see :func:`tokens`)."""
+        return self._token_cache(token)
+
+    def clear_cache(self) -> None:
+        """Forget the cached scores."""
+        self._token_cache.cache_clear()
+        self._text_cache.cache_clear()
+
+    def _score(self, text: str) -> TextScore:
+        found = tokens(text)
+        return TextScore(sum(self._token_cache(t) for t in found),
+                         bool(found) and all(t in self.frequencies for t in found), sum(map(len, found)))
+
+
+def _wordfreq_english(min_zipf: float = 2.0) -> dict[str, float]:
+    """wordfreq's English frequencies of the words made of ASCII letters, digits and apostrophes
+    (the others hold letters the recogniser does not read) of at least ``min_zipf`` (2: once in
+    ten million words, about 100,000 words; rarer ones changed no held-out reading). Read from
+    its data file, not through ``get_frequency_dict``, which would keep a second copy in
+    wordfreq's cache."""
+    try:
+        import wordfreq
+    except ImportError:
+        raise ImportError("the language prior needs wordfreq: pip install 'scenetext[lm]'") from None
+    buckets = wordfreq.read_cBpack(wordfreq.available_languages("best")["en"])[: int(100 * (9 - min_zipf)) + 1]
+    ascii_word = re.compile(r"[a-z0-9']+\Z")
+    # Bucket i holds the words of frequency 10 ** (-i / 100) (centibels), as wordfreq reads them.
+    return {word: 10.0 ** (-i / 100) for i, bucket in enumerate(buckets) for word in bucket if ascii_word.match(word)}
+
+
+@functools.lru_cache(maxsize=1)
+def english_prior() -> WordPrior:
+    """The English prior (``wordfreq``'s frequencies), built on the first call and kept."""
+    return WordPrior.from_words(_wordfreq_english(), name="en")
+
