@@ -254,10 +254,17 @@ print(json.dumps({{b: float(np.median(t)) for b, t in times.items()}}))
              "unit": "ms", "target": ""} for b, ms in r.items()]
 
 
+def bench_profile(n: int = 20) -> list[dict] | None:
+    """Where one photo's time goes, stage by stage (benchmarks/profile_stages.py)."""
+    from profile_stages import rows
+
+    return rows(n)
+
+
 BENCHES = {"machine": bench_machine, "synth-words": bench_synth_words, "synth-scenes": bench_synth_scenes,
            "rec": bench_recognizer, "rec-lm": bench_recognizer_lm, "rec-options": bench_recognizer_options,
            "det": bench_detector, "e2e": bench_end_to_end,
-           "backends": bench_backends}
+           "backends": bench_backends, "profile": bench_profile}
 
 
 def main(argv=None) -> int:
