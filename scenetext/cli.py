@@ -35,7 +35,7 @@ def main():
 
 # --------------------------------------------------------------------------------- run
 def make_reader(weights_det=None, weights_rec=None, max_side=None, min_confidence=0.3, lexicon=None,
-                level="line", zoom=None, backend=None, onnx_dir=None, lm=None):
+                level="line", zoom=None, backend=None, onnx_dir=None, lm="auto"):
     """The :class:`~scenetext.reader.Reader` used by ``run`` and ``eval e2e`` (tests replace this)."""
     from .reader import Reader
 
@@ -85,8 +85,8 @@ class _PathOrURI(click.Path):
         return where
 
 
-LM_HELP = ("re-rank the readings the image supports by English word frequencies (needs scenetext[lm]); "
-           "confident readings, case and punctuation stay as read")
+LM_HELP = ("re-rank the readings the image supports by English word frequencies (default; off with a "
+           "--lexicon); confident readings, case and punctuation stay as read. --no-lm: greedy decoding")
 ZOOM_HELP = ("also look again at this short side (e.g. 1400) where the detector saw weak signs of text: finds "
              "more small text, at a quarter to a third more detection time")
 
@@ -107,7 +107,7 @@ ZOOM_HELP = ("also look again at this short side (e.g. 1400) where the detector 
 @click.option("--zoom", type=int, callback=_checked("side"), help=ZOOM_HELP)
 @click.option("--lexicon", type=click.Path(exists=True, dir_okay=False, path_type=Path), callback=_checked("lexicon"),
               help="word list (one per line) to constrain reading to")
-@click.option("--lm", is_flag=True, help=LM_HELP)
+@click.option("--lm/--no-lm", default=None, help=LM_HELP)
 @click.option("--skip-existing", is_flag=True, help="skip images whose outputs exist (resume a run)")
 @click.option("-j", "--jobs", "workers", type=click.IntRange(min=1), default=2, show_default=True,
               help="threads decoding and writing images beside the models")
@@ -162,7 +162,7 @@ def run(inputs, out, recursive, fmt, no_annotate, level, min_confidence, max_sid
     reader = None
     if batch.todo:  # also with --ray: the same clear errors before any image is touched
         reader = _load_reader(weights_det, weights_rec, max_side, min_confidence, lexicon, level, zoom,
-                              backend=backend, onnx_dir=onnx_dir, lm=lm or None)
+                              backend=backend, onnx_dir=onnx_dir, lm=_lm_choice(lm))
 
     console = Console(stderr=True, highlight=False)
     pages = []
@@ -195,7 +195,7 @@ def run(inputs, out, recursive, fmt, no_annotate, level, min_confidence, max_sid
             reader = None  # each Ray actor loads its own
             options = dict(weights_det=weights_det, weights_rec=weights_rec, max_side=max_side, level=level,
                            min_confidence=min_confidence, lexicon=lexicon, zoom=zoom, backend=backend, onnx_dir=onnx_dir,
-                           lm=lm or None)
+                           lm=_lm_choice(lm))
             summary = _run_on_ray(batch, ray_address, ray_workers, options, failed, lambda job, lines: advance(),
                                   report_failed)
         else:
@@ -214,6 +214,11 @@ def _folder_weights(folder: Path, weights_det, weights_rec):
         return (weights_det or role_path("detector", folder), weights_rec or role_path("recogniser", folder))
     except ManifestError as err:
         raise click.BadParameter(printable(str(err)), param_hint="'--models'") from None
+
+
+def _lm_choice(flag: bool | None) -> str | bool:
+    """The Reader's ``lm`` for ``--lm/--no-lm``: its default when neither is given."""
+    return "auto" if flag is None else "en" if flag else False
 
 
 def _load_reader(weights_det, weights_rec, max_side, min_confidence, lexicon, level, zoom=None, **runtime):
@@ -643,8 +648,8 @@ def eval_():
 @click.option("--errors", type=click.Path(dir_okay=False), help="write misreads (image, truth, prediction) as TSV")
 @click.option("--decoder", type=click.Choice(["greedy", "beam"]), default="greedy", show_default=True)
 @click.option("--lexicon", type=click.Path(exists=True, dir_okay=False), help="word list for constrained decoding")
-@click.option("--lm", is_flag=True, help="prefix beam search re-ranked by English word frequencies (needs "
-              "scenetext[lm]; instead of --decoder)")
+@click.option("--lm/--no-lm", default=None, help="prefix beam search re-ranked by English word frequencies "
+              "(default, as the Reader reads; off with --lexicon); --no-lm: --decoder alone")
 @click.option("--limit", type=click.IntRange(min=1), help="first N crops of each folder")
 def eval_rec(folders, weights, json_out, errors, decoder, lexicon, lm, limit):
     """Word accuracy (standard protocol), case-sensitive accuracy, 1-NED and speed per folder."""
@@ -659,7 +664,7 @@ def eval_rec(folders, weights, json_out, errors, decoder, lexicon, lm, limit):
     if lm and lexicon:
         raise click.UsageError("--lm and --lexicon do not go together")
     try:
-        prior = lm_decoder(lm or None)
+        prior = lm_decoder("en" if lm is None and not lexicon else lm or None)
     except ValueError as err:
         raise click.UsageError(str(err)) from None
     rec = Recognizer.load(weights, decoder=decoder, lexicon=Lexicon.from_file(lexicon) if lexicon else None, lm=prior)

@@ -110,10 +110,11 @@ class Reader:
             words is refused.
         lm: a language prior re-ranking the readings the frames support
             (:mod:`scenetext.recognition.beam`; case, punctuation and confident readings stay as
-            read): None or False (default) for none, True or ``"en"`` for English word
-            frequencies (the optional ``scenetext[lm]`` extra), a number for that prior at this
-            weight, or a :class:`~scenetext.recognition.beam.PriorDecoder`; only when the
-            recogniser is loaded here, and not with a lexicon.
+            read): ``"auto"`` (default) for English word frequencies where the Reader loads the
+            recogniser without a lexicon, and none otherwise; True or ``"en"`` for English word
+            frequencies, a number for that prior at this weight, a
+            :class:`~scenetext.recognition.beam.PriorDecoder`, or None or False for none (greedy
+            decoding); only when the recogniser is loaded here, and not with a lexicon.
         max_side: cap on the long side of the image the detector sees (default: the
             detector's own; at least 64); only when the detector is loaded here.
         zoom: a short side (e.g. 1400) at which the detector looks again where it saw weak signs
@@ -151,7 +152,7 @@ class Reader:
                  trim_memory: bool = True,
                  backend: str | None = None, onnx_dir: str | os.PathLike | None = None,
                  models: str | os.PathLike | None = None,
-                 lm: "bool | str | float | PriorDecoder | None" = None):
+                 lm: "bool | str | float | PriorDecoder | None" = "auto"):
         if device != "cpu":
             raise ValueError(f"device {device!r} is not supported: scenetext runs on the CPU")
         if level not in LEVELS:
@@ -168,6 +169,8 @@ class Reader:
                 check(value)
             except ValueError as err:
                 raise ValueError(f"{option} {err}") from None
+        if lm == "auto":
+            lm = "en" if recognizer is None and lexicon is None else None
         if lm is not None and lm is not False:
             if recognizer is not None or lexicon is not None:
                 raise ValueError("lm applies only when the Reader loads the recognizer, and not with a lexicon")

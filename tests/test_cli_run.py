@@ -84,7 +84,7 @@ def test_one_image(fake_models, tmp_path):
     assert (summary["images"], summary["processed"], summary["failed"], summary["lines"]) == (1, 1, 0, 2)
     assert not tmp_files(out)
     assert fake_models == [dict(weights_det=None, weights_rec=None, max_side=None, min_confidence=0.3,
-                                lexicon=None, level="line", zoom=None)]
+                                lexicon=None, level="line", zoom=None, lm="auto")]
 
 
 def test_options_reach_the_reader(fake_models, tmp_path):
@@ -98,7 +98,7 @@ def test_options_reach_the_reader(fake_models, tmp_path):
     assert result.exit_code == 0, result.output
     assert result.output == ""
     assert fake_models == [dict(weights_det=weights, weights_rec=weights, max_side=800, min_confidence=0.5,
-                                lexicon=lexicon, level="word", zoom=1400)]
+                                lexicon=lexicon, level="word", zoom=1400, lm="auto")]
 
 
 @pytest.mark.parametrize(("mode", "suffix"), [("L", "png"), ("RGBA", "png"), ("P", "png"), ("I;16", "png"),

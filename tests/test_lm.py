@@ -225,4 +225,14 @@ def test_cli_run_passes_lm(monkeypatch, tmp_path, recognizer):
     runner = CliRunner()
     assert runner.invoke(cli.main, ["run", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--lm"]).exit_code == 0
     assert runner.invoke(cli.main, ["run", str(tmp_path / "a.png"), "-o", str(tmp_path / "o2")]).exit_code == 0
-    assert calls[0].get("lm") is True and "lm" not in calls[1]
+    assert runner.invoke(cli.main, ["run", str(tmp_path / "a.png"), "-o", str(tmp_path / "o3"), "--no-lm"]).exit_code == 0
+    assert [c.get("lm") for c in calls] == ["en", "auto", False]
+
+
+def test_the_reader_reads_with_the_prior_by_default_and_not_with_a_lexicon(recognizer):
+    assert Reader()._lm == "en"
+    assert Reader(lexicon=["house"])._lm is None
+    assert Reader(BlobDetector(), recognizer)._lm is None  # a recogniser made elsewhere keeps its decoding
+    assert Reader(lm=False)._lm is False
+    with pytest.raises(ValueError, match="not with a lexicon"):
+        Reader(lexicon=["house"], lm=True)
