@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     ap.add_argument("--iiit5k", type=Path, default=SHARED / "data" / "rec" / "iiit5k_test")
     ap.add_argument("--iiit5k-limit", type=int, help="first N IIIT5K crops (default: all 3000)")
     ap.add_argument("--mix", type=Path, action="append",
-                    help="crop set kept in the mix (default: IIIT5K train, where it is there)")
+                    help="crop set kept in the mix (default: the IIIT5K, IC15 and SVT training crops, where they are)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, help="write the figures here")
@@ -148,7 +148,8 @@ def main(argv=None) -> int:
     args.out = args.out.resolve()  # the crops are listed by absolute path, whatever the working folder
     if args.out.exists():
         ap.error(f"{args.out} exists; give a new --out")
-    mix = args.mix if args.mix is not None else [p for p in [SHARED / "data" / "rec" / "iiit5k_train"] if p.is_dir()]
+    mix = args.mix if args.mix is not None else [p for p in (SHARED / "data" / "rec" / f"{name}_train"
+                                                             for name in ("iiit5k", "ic15", "svt")) if p.is_dir()]
     started = time.time()
     domain = write_domain(args.out / "domain", args.crops, args.seed)
     print(f"rendered {args.crops} dot-matrix crops in {time.time() - started:.0f} s: {domain}", flush=True)

@@ -180,17 +180,36 @@ def test_blends_interpolate_float_weights_and_keep_counters():
     assert int(mixed["n"]) == 9
 
 
+def test_the_retain_set_is_the_trainers_held_out_part_of_the_mix(tmp_path):
+    from scenetext.train.common import split_holdout
+    from scenetext.train.recognizer import RecTrainConfig
+
+    charset = Charset.default()
+    mix = [RecSample(tmp_path / f"m{i:04d}.png", WORDS[i % len(WORDS)]) for i in range(4000)]
+    never_trained = {str(s.image) for s in split_holdout(mix, RecTrainConfig().holdout)[1]}
+    for sample in mix:
+        if str(sample.image) in never_trained:
+            cv2.imwrite(str(sample.image), _crop(sample.text))
+    train, retain = retain_set(mix, ["mine"], charset, seed=0)
+    assert retain.name == "held-out crops of mine" and len(retain.texts) == len(never_trained) >= 100
+    assert {str(s.image) for s in train}.isdisjoint(never_trained) and len(train) + len(never_trained) == 4000
+    few, _ = retain_set(mix[:500], ["mine"], charset, seed=0, renderer_factory=_Words)
+    assert len(few) == 500  # too few held out: all trained on, synthetic words checked instead
+
+
+class _Words:  # a stand-in renderer: a word per draw from the generator it is given
+    def render(self, rng):
+        text = WORDS[rng.randrange(len(WORDS))]
+        return _crop(text), text
+
+
 def test_the_retain_set_is_seeded_synthetic_words_apart_from_training():
     charset = Charset.default()
 
-    class Words:  # a stand-in renderer: a word per draw from the generator it is given
-        def render(self, rng):
-            text = WORDS[rng.randrange(len(WORDS))]
-            return _crop(text), text
-
-    a = retain_set(charset, seed=3, renderer_factory=Words)
-    b = retain_set(charset, seed=3, renderer_factory=Words)
-    assert a.name == "synthetic words" and len(a.texts) == RETAIN_CROPS
+    Words = _Words
+    train, a = retain_set([], [], charset, seed=3, renderer_factory=Words)
+    _, b = retain_set([], [], charset, seed=3, renderer_factory=Words)
+    assert train == [] and a.name == "synthetic words" and len(a.texts) == RETAIN_CROPS
     assert a.texts == b.texts  # the same seed gives the same check
     source = WordSampleSource(charset, real_ratio=0.0, seed=3, renderer_factory=Words, augment=False)
     trained = [source.raw(i)[1] for i in range(RETAIN_CROPS)]

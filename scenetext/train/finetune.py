@@ -15,7 +15,8 @@ warm-up a small fraction of them), with synthetic words (and optionally crops of
 training and periodically during it; the best weights (the starting ones included) are kept.
 
 The recogniser is also kept from forgetting: a second held-out set of what it read before
-(seeded synthetic words, never trained on: :func:`retain_set`) is scored beside the user's,
+(held-out ``mix`` crops, or else seeded synthetic words, never trained on: :func:`retain_set`)
+is scored beside the user's,
 and only weights whose accuracy there stays within ``max_forgetting`` of the starting weights'
 can be kept. When the run's best weights forget more, blends of them with the
 starting weights (``(1 - a) * start + a * tuned``, :data:`BLENDS`) are scored too, which often
@@ -60,7 +61,11 @@ CALIBRATION_STEPS = 8
 MAX_PASSES = 100
 #: Held-out scorings of the recogniser during a run.
 VALIDATIONS = 10
-#: Synthetic words scored to measure forgetting (:func:`retain_set`).
+#: Share of the ``mix`` crops held out to measure forgetting: what ``scenetext train rec`` holds out.
+RETAIN_FRACTION = 0.05
+#: Fewer held-out ``mix`` crops than this: forgetting is measured on synthetic words instead.
+MIN_RETAIN_REAL = 100
+#: Synthetic words scored to measure forgetting where the ``mix`` crops are too few (:func:`retain_set`).
 RETAIN_CROPS = 500
 #: Shares of the fine-tuned weights in the blends with the starting ones tried after a run
 #: whose best weights forget too much.
@@ -395,11 +400,23 @@ def score_photos(det_path: Path | None, rec_path: Path | None, photos: Sequence[
     return {"det_hmean": score["hmean"], "e2e_hmean": score["e2e_hmean"]}
 
 
-def retain_set(charset, seed: int, renderer_factory: Callable | None = None) -> RetainSet:
-    """:data:`RETAIN_CROPS` synthetic words, seeded, drawn apart from the ones trained on: text the
-    starting model was taught to read but has never seen, so its accuracy on them measures what
-    fine-tuning makes it forget (crops it was trained on would measure what it memorised, which
-    any update disturbs). Words ``charset`` cannot write are skipped."""
+def retain_set(mix: Sequence[RecSample], mix_names: Sequence[str], charset, seed: int,
+               renderer_factory: Callable | None = None) -> tuple[list[RecSample], RetainSet]:
+    """The ``mix`` crops to train on and the retain set that measures forgetting.
+
+    The retain set is text the starting model reads but has never seen: the part of the ``mix``
+    crops that ``scenetext train rec`` holds out (:data:`RETAIN_FRACTION`, by the same path hash,
+    so for sets the starting model was trained on, the crops it was not), not trained on here
+    either; crops it was trained on would measure what it memorised, which any update disturbs.
+    With fewer than :data:`MIN_RETAIN_REAL` of those, it is :data:`RETAIN_CROPS` seeded synthetic
+    words, drawn apart from the ones trained on (they follow real forgetting less closely), and
+    the ``mix`` crops are all trained on. Texts ``charset`` cannot write are skipped."""
+    if mix:
+        train, held = split_holdout(mix, RETAIN_FRACTION)
+        held = [s for s in held if charset.covers(s.text)]
+        if len(held) >= MIN_RETAIN_REAL:
+            return train, RetainSet(f"held-out crops of {', '.join(mix_names)}", _load_rgb(held),
+                                    [s.text for s in held])
     from ..synth.datasets import LazyRenderer, word_renderer
     from .common import sample_rng
 
@@ -413,7 +430,7 @@ def retain_set(charset, seed: int, renderer_factory: Callable | None = None) -> 
         if text and charset.covers(text):
             images.append(image)
             texts.append(text)
-    return RetainSet("synthetic words", images, texts)
+    return list(mix), RetainSet("synthetic words", images, texts)
 
 
 @dataclass
@@ -699,7 +716,8 @@ def finetune(cfg: FinetuneConfig, progress: Progress | None = None) -> FinetuneR
         data = split_data(sources, work, charset)
         for warning in data.warnings:
             progress.note(f"warning: {warning}")
-        retain = retain_set(charset, cfg.seed, cfg.renderer_factory) if do_rec else None
+        mix, retain = retain_set(mix, [Path(folder).name for folder in cfg.mix], charset, cfg.seed,
+                                 cfg.renderer_factory) if do_rec else (mix, None)
         counts = {"crops_train": len(data.rec_train), "crops_held_out": len(data.rec_held),
                   "photos_train": len(data.det_train), "photos_held_out": len(data.det_held),
                   "crops_widened": data.widened, "mix_crops": len(mix),
