@@ -266,3 +266,25 @@ def test_finetune_never_writes_into_a_used_folder(finetuned, tmp_path):
     _, tmp = finetuned
     with pytest.raises(DataError, match="not an empty folder"):
         finetune(FinetuneConfig(data=[str(tmp / "crops")], out=str(tmp / "out")), Quiet())
+
+
+def test_tuning_mode_trains_the_weights_but_keeps_the_batchnorm_statistics():
+    import torch
+
+    from scenetext.recognition.model import CRNN
+    from scenetext.train.finetune import tuning_mode
+
+    torch.manual_seed(0)
+    model = CRNN(CRNNConfig())
+    tuning_mode(model)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and model.training and not any(m.training for m in norms)
+    stats = [(m.running_mean.clone(), m.running_var.clone()) for m in norms]
+    weights = [m.weight.detach().clone() for m in norms]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.rand(4, 1, 32, 96) * 3 + 1  # far from the statistics the BatchNorms start with
+    model(x, torch.full((4,), 96))[..., 1].mean().backward()  # any loss of the log-probabilities
+    opt.step()
+    for m, (mean, var) in zip(norms, stats):
+        assert torch.equal(m.running_mean, mean) and torch.equal(m.running_var, var)
+    assert any(not torch.equal(m.weight, w) for m, w in zip(norms, weights))  # scales still learn

@@ -16,11 +16,11 @@ training and periodically during it; the best weights (the starting ones include
 
 The recogniser is also kept from forgetting: a second held-out set of what it read before
 (held-out ``mix`` crops, or else seeded synthetic words, never trained on: :func:`retain_set`)
-is scored beside the user's,
-and only weights whose accuracy there stays within ``max_forgetting`` of the starting weights'
-can be kept. When the run's best weights forget more, blends of them with the
-starting weights (``(1 - a) * start + a * tuned``, :data:`BLENDS`) are scored too, which often
-keep most of the gain and little of the loss.
+is scored beside the user's, and only weights whose accuracy there stays within
+``max_forgetting`` of the starting weights' can be kept. The BatchNorms' running statistics are
+frozen while it trains (:func:`tuning_mode`). When the run's best weights forget more, blends of
+them with the starting weights (``(1 - a) * start + a * tuned``, :data:`BLENDS`) are scored too,
+which often keep most of the gain and little of the loss.
 The output folder is a model folder (:mod:`scenetext.shipped`): ``crnn.pt``/``ctpn.pt`` with
 ``manifest.json``, plus ``report.md`` (before/after table) and ``curve.png``.
 """
@@ -132,9 +132,9 @@ class FinetuneConfig:
     init_det: str | None = None  # default: the shipped detector
     mix: list[str] = field(default_factory=list)  # crop sets kept in the mix (the original domain)
     real_ratio: float = 0.6  # share of the user's crops in the recogniser's samples
-    mix_ratio: float = 0.15  # share of the `mix` crops (taken from the synthetic share)
+    mix_ratio: float = 0.25  # share of the `mix` crops (taken from the synthetic share)
     max_forgetting: float = 0.01  # largest accuracy drop allowed on the original domain's held-out crops
-    lr: float = 3e-4
+    lr: float = 1e-4  # a third of the shipped recogniser's peak: larger steps cost it what it read before
     det_lr: float = 2e-4
     batch_size: int = 64
     det_batch_size: int = 4
@@ -485,6 +485,21 @@ def _rec_score_key(result: dict) -> tuple:
     return (result["accuracy"], result["accuracy_case_sensitive"], result["one_minus_ned"])
 
 
+def tuning_mode(model) -> None:
+    """Put ``model`` in training mode with its BatchNorms' running statistics frozen.
+
+    A fine-tuning batch is mostly the user's crops, so BatchNorm statistics updated on it would
+    move towards that domain and shift every feature the model computes for the text it read
+    before, even where its weights barely change; frozen, they stay the original training's
+    (the BatchNorms' scales and shifts still learn)."""
+    import torch
+
+    model.train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
+
 def finetune_recogniser(cfg: FinetuneConfig, init: Path, data: SplitData, seconds: float, out_file: Path,
                         progress: Progress, mix_samples: Sequence[RecSample] = (),
                         retain: RetainSet | None = None) -> ModelRun:
@@ -513,7 +528,7 @@ def finetune_recogniser(cfg: FinetuneConfig, init: Path, data: SplitData, second
         result = score_recogniser(recognizer, held_images, held_texts)
         if retain is not None and retain.texts:
             result["retain_accuracy"] = score_recogniser(recognizer, retain.images, retain.texts)["accuracy"]
-        model.train()
+        tuning_mode(model)
         return result
 
     t0 = time.time()
@@ -525,7 +540,7 @@ def finetune_recogniser(cfg: FinetuneConfig, init: Path, data: SplitData, second
     if "retain_accuracy" in start_result:
         run.retain_curve.append((0, start_result["retain_accuracy"]))
     orientations = label_orientations(model, charset, data.rec_train)
-    model.train()
+    tuning_mode(model)
     mix_ratio = cfg.mix_ratio if mix_samples else 0.0
     source = WordSampleSource(charset, data.rec_train, cfg.real_ratio, cfg.seed, orientations=orientations,
                               renderer_factory=cfg.renderer_factory, mix_samples=mix_samples, mix_ratio=mix_ratio)
