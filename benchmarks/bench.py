@@ -221,6 +221,50 @@ print(json.dumps({{"median": np.median(per_photo, axis=0).tolist(), "rate": rate
     ]
 
 
+def bench_folder_run(n: int = 200) -> list[dict] | None:
+    """``scenetext run FOLDER -o OUT`` (the defaults: 2 reading threads) on ``n`` photos in a
+    fresh process: its peak memory (the kernel's high-water mark of that process) and
+    images per second from start to end, model loading included."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    from scenetext.detection.predictor import DEFAULT_WEIGHTS as DET
+    from scenetext.recognition.predictor import DEFAULT_WEIGHTS as REC
+
+    if not (DET.is_file() and REC.is_file()):
+        return None
+    with tempfile.TemporaryDirectory(prefix="scenetext-folder-") as tmp:
+        folder = Path(tmp) / "photos"
+        folder.mkdir()
+        photos = _photos(n)
+        for p in photos:
+            shutil.copy(p, folder / p.name)
+        env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+        peak_file = Path(tmp) / "peak"
+        # The command as `python -m scenetext run ...`, which at exit writes its own high-water mark
+        # (the rusage of a child would also count this process's memory, inherited at fork).
+        launcher = ("import atexit, runpy, sys\n"
+                    "def peak(path):\n"
+                    "    with open('/proc/self/status') as f, open(path, 'w') as out:\n"
+                    "        out.write(next(l.split()[1] for l in f if l.startswith('VmHWM')))\n"
+                    "atexit.register(peak, sys.argv[1])\n"
+                    "del sys.argv[1]\n"
+                    "runpy.run_module('scenetext', run_name='__main__', alter_sys=True)\n")
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", launcher, str(peak_file), "run", str(folder), "-o",
+                               str(Path(tmp) / "out"), "--quiet"], env=env, stdout=subprocess.DEVNULL)
+        seconds = time.perf_counter() - start
+        if done.returncode != 0:
+            raise RuntimeError(f"scenetext run exited with {done.returncode}")
+        peak_mb = int(peak_file.read_text()) / 1024
+    return [{"name": f"scenetext run on a folder of {len(photos)} photos: peak memory", "value": peak_mb,
+             "unit": "MB", "target": "<= 450"},
+            {"name": "  the same run, images per second (model loading included)", "value": len(photos) / seconds,
+             "unit": "images/s", "target": ""}]
+
+
 def bench_backends(n: int = 20) -> list[dict] | None:
     """Both backends end to end on the same photos in one fresh process, photo by photo in turn
     (so the machine's drift hits both alike); None where onnxruntime is not installed."""
@@ -263,7 +307,7 @@ def bench_profile(n: int = 20) -> list[dict] | None:
 
 BENCHES = {"machine": bench_machine, "synth-words": bench_synth_words, "synth-scenes": bench_synth_scenes,
            "rec": bench_recognizer, "rec-lm": bench_recognizer_lm, "rec-options": bench_recognizer_options,
-           "det": bench_detector, "e2e": bench_end_to_end,
+           "det": bench_detector, "e2e": bench_end_to_end, "folder": bench_folder_run,
            "backends": bench_backends, "profile": bench_profile}
 
 

@@ -21,9 +21,10 @@ from typing import Callable, Iterator
 STAGES = [
     ("decode", "scenetext.reader", "load_image"),
     ("resize", "scenetext.detection.predictor", "resize_for_scale"),
-    ("normalize", "scenetext.detection.predictor", "normalize"),
-    ("detector backbone", "scenetext.detection.model", "CTPN._features"),
-    ("detector BiLSTM", "scenetext.detection.model", "CTPN.forward"),  # less backbone and heads
+    ("normalize", "scenetext.detection.model", "_normalized"),
+    ("detector backbone", "scenetext.detection.model", "CTPN._features_rgb"),  # in strips, less normalize
+    ("detector backbone", "scenetext.detection.model", "CTPN._features"),  # the zoom's crops
+    ("detector BiLSTM", "scenetext.detection.model", "CTPN._from_features"),  # less the heads
     ("detector heads", "scenetext.detection.model", "CTPN._outputs"),
     ("proposals", "scenetext.detection.predictor", "Detector._decode"),
     ("line building", "scenetext.detection.predictor", "Detector._lines"),

@@ -31,6 +31,11 @@ from .text import printable
 @click.version_option(__version__, prog_name="scenetext")
 def main():
     """scenetext: offline scene-text OCR (CTPN detector + CRNN recogniser) for CPUs."""
+    from .memory import bound_kernel_cache
+
+    # This process is the command's own: keep its kernel cache from growing with every new input
+    # shape over a long run (see scenetext.memory).
+    bound_kernel_cache()
 
 
 # --------------------------------------------------------------------------------- run

@@ -17,16 +17,29 @@ far inside its target, so memory wins by default.
 
 This changes a process-wide allocator setting, so it is done only when asked
 (``Reader(bound_memory=True)``), once, and only on glibc.
+
+The other thing that grows with a long run is oneDNN's cache of compiled kernels (oneDNN is
+torch's CPU kernel library). Every new input shape (each batch of crops has its own width and
+count, each photo size its own detector shapes) compiles new kernels, kept for reuse: about
+1 MB per batch shape of the recogniser, up to oneDNN's default of 1,024 cached kernels. Over 200
+photos it grew the resident size by ~90 MB. :func:`bound_kernel_cache` bounds it (the command
+line does, at :data:`KERNEL_CACHE_ENTRIES`, which measured no slower than the default); like
+any process-wide setting, the library leaves it to its caller.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import os
 import sys
 import threading
 
-__all__ = ["MMAP_THRESHOLD", "bound_heap", "trim_heap"]
+__all__ = ["KERNEL_CACHE_ENTRIES", "MMAP_THRESHOLD", "bound_heap", "bound_kernel_cache", "trim_heap"]
+
+#: Compiled kernels oneDNN keeps for reuse in a process that called :func:`bound_kernel_cache`.
+KERNEL_CACHE_ENTRIES = 64
+_KERNEL_CACHE_VARIABLE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
 
 #: Allocations at least this big are served by mmap (and returned to the system when freed).
 MMAP_THRESHOLD = 4 << 20
@@ -59,6 +72,20 @@ def _libc_function(name: str):
         return None
 
 
+def bound_kernel_cache(entries: int = KERNEL_CACHE_ENTRIES) -> int:
+    """Bound oneDNN's cache of compiled kernels to ``entries`` for this process (and the processes
+    it starts), through oneDNN's ``ONEDNN_PRIMITIVE_CACHE_CAPACITY``; a value already set there is
+    kept. oneDNN reads it when it compiles its first kernel, so call this before any model runs.
+    Returns the bound in force."""
+    if entries < 0:
+        raise ValueError("entries must be at least 0")
+    value = os.environ.setdefault(_KERNEL_CACHE_VARIABLE, str(int(entries)))
+    try:
+        return int(value)
+    except ValueError:
+        return entries
+
+
 def trim_heap() -> bool:
     """Give the heap's free pages back to the system (glibc ``malloc_trim(0)``); no setting is
     changed. Returns False where it does not apply."""
@@ -72,9 +99,14 @@ def trim_heap() -> bool:
 
 
 def _set_mmap_threshold(threshold: int) -> bool:
+    return _mallopt(_M_MMAP_THRESHOLD, threshold)
+
+
+def _mallopt(param: int, value: int) -> bool:
+    """glibc ``mallopt(param, value)``; False where there is none or it fails."""
     mallopt = _libc_function("mallopt")
     if mallopt is None:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    return mallopt(_M_MMAP_THRESHOLD, int(threshold)) == 1
+    return mallopt(param, int(value)) == 1

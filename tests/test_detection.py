@@ -490,6 +490,29 @@ def test_normalize_pads_with_the_mean_and_gives_the_model_the_same_input():
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("size,strip_rows", [((300, 517), 64), ((333, 90), 40), ((161, 200), 8), ((64, 64), 256)])
+def test_the_stem_in_strips_gives_the_one_pass_outputs(size, strip_rows):
+    """forward_rgb runs the first layers strip by strip: with strips of many sizes (one, a few,
+    many; the last one short; heights that are not multiples of 16) the outputs are those of
+    one pass over the padded image."""
+    torch.manual_seed(1)
+    model = CTPN().eval()
+    for module in model.modules():  # BatchNorms with statistics of their own, as after training
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    layers, stride, halo = model.stem()
+    assert (layers, stride) == (5, 8) and halo % stride == 0 and halo >= 20  # a 39-row receptive field
+    rgb = np.random.default_rng(size[0]).integers(0, 256, (*size, 3), dtype=np.uint8)
+    with torch.no_grad():
+        one = model(normalize(rgb, pad_to=16))
+        strips = model.forward_rgb(rgb, strip_rows=strip_rows)
+        whole = model.forward_rgb(rgb, strip_rows=None)
+    for key in one:
+        torch.testing.assert_close(strips[key], one[key], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(whole[key], one[key], rtol=1e-5, atol=1e-5)
+
+
 def test_zoom_regions_cover_weak_spots_outside_found_lines_on_the_zoomed_grid():
     from scenetext.detection.predictor import Zoom, zoom_regions
 

@@ -56,6 +56,20 @@ def read(log_probs, prior, **settings) -> str:
 # ------------------------------------------------------------------------- the prior's view
 
 
+def test_the_word_table_is_the_mapping_it_was_built_from():
+    from scenetext.recognition.lm import WordTable
+
+    words = {"house": 5e-3, "horse": 5e-4, "caf\u00e9": 1e-3, "a": 2e-2, "zz": 1e-6}
+    table = WordTable(words)
+    assert len(table) == 5 and dict(table) == words and sorted(table) == sorted(words)
+    assert table["horse"] == 5e-4 and table.get("caf\u00e9") == 1e-3
+    for missing in ("hous", "houses", "", "h", "zzz", "house\0", 3, None):
+        assert missing not in table and table.get(missing, -1.0) == -1.0
+    with pytest.raises(KeyError):
+        table["hors"]
+    assert len(WordTable({})) == 0 and "a" not in WordTable({})
+
+
 def test_tokens_fold_case_digits_and_punctuation():
     assert tokens("SCH00L") == ["sch00l"]
     assert tokens("$2.50") == ["000"]

@@ -1,9 +1,12 @@
-"""The allocator setting that keeps a long reading run's memory flat (scenetext.memory)."""
+"""The process-wide memory settings that keep a long reading run's memory flat (scenetext.memory):
+only when asked, and a user's own setting wins."""
 
 import subprocess
 import sys
 
 import pytest
+
+from scenetext import memory
 
 CHILD = """
 import sys
@@ -75,3 +78,26 @@ def test_a_reader_changes_no_allocator_setting_by_default():
             "print(m._done)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "None"  # bound_heap was never called
+
+
+def test_bound_kernel_cache_sets_onednn_capacity_unless_set(monkeypatch):
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    assert memory.bound_kernel_cache(32) == 32
+    assert memory.os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "32"
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "500")
+    assert memory.bound_kernel_cache() == 500  # the user's value is kept
+    with pytest.raises(ValueError):
+        memory.bound_kernel_cache(-1)
+
+
+def test_the_library_leaves_the_kernel_cache_alone_and_the_command_line_bounds_it():
+    code = ("import os, scenetext.reader, scenetext.detection.predictor; scenetext.reader.Reader(); "
+            "print(os.environ.get('ONEDNN_PRIMITIVE_CACHE_CAPACITY'))")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "None"
+    code = ("import os; from scenetext.cli import main; import click.testing as t; "
+            "r = t.CliRunner().invoke(main, ['models']); "
+            "print(r.exit_code, os.environ.get('ONEDNN_PRIMITIVE_CACHE_CAPACITY'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split()[-2:] == ["0", str(memory.KERNEL_CACHE_ENTRIES)]

@@ -169,7 +169,7 @@ class Detector:
     def _propose(self, image: np.ndarray) -> tuple[Proposals, np.ndarray]:
         """The model on one (resized) image: its proposals and each stride-16 cell's best text
         probability over the anchors, ``(ceil(H / 16), ceil(W / 16))``."""
-        return self._decode(self.model(normalize(image, pad_to=STRIDE, channels_last=True)), image.shape[:2])
+        return self._decode(self.model.forward_rgb(image), image.shape[:2])
 
     def _decode(self, out: dict[str, torch.Tensor], size: tuple[int, int]) -> tuple[Proposals, np.ndarray]:
         scores = out["scores"][0].numpy()

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CharNgram", "TextScore", "WordPrior", "english_prior", "fold", "tokens"]
+__all__ = ["CharNgram", "TextScore", "WordPrior", "WordTable", "english_prior", "fold", "tokens"]
 
 #: Symbols of the n-gram model: 0 is the word boundary, then a-z, any digit, the apostrophe and
 #: any other letter (accented and non-Latin letters share one symbol).
@@ -123,6 +123,48 @@ class CharNgram:
         return float(sum(table[tuple(seq[i - n + 1: i + 1])] for i in range(n - 1, len(seq))))
 
 
+class WordTable(Mapping):
+    """A read-only word -> frequency mapping held in two arrays (the words, sorted, as fixed-width
+    UTF-8 bytes; their frequencies), looked up by binary search.
+
+    A dict of the ~94,000 English words takes ~15 MB of small objects, and building it from
+    wordfreq's lists leaves their freed objects scattered among the kept ones, so the process
+    keeps ~60 MB; the arrays take ~3 MB and let all of those go."""
+
+    def __init__(self, frequencies: Mapping[str, float]):
+        items = sorted((word.encode("utf-8"), float(freq)) for word, freq in frequencies.items())
+        self._keys = np.array([k for k, _ in items], dtype=f"S{max((len(k) for k, _ in items), default=1)}")
+        self._values = np.fromiter((v for _, v in items), np.float64, len(items))
+
+    def _index(self, word: object) -> int:
+        if not isinstance(word, str) or not len(self._keys):
+            return -1
+        key = word.encode("utf-8")
+        if len(key) > self._keys.dtype.itemsize or key.endswith(b"\0"):
+            return -1
+        i = int(np.searchsorted(self._keys, key))
+        return i if i < len(self._keys) and self._keys[i] == key else -1
+
+    def __getitem__(self, word: str) -> float:
+        i = self._index(word)
+        if i < 0:
+            raise KeyError(word)
+        return float(self._values[i])
+
+    def get(self, word, default=None):
+        i = self._index(word)
+        return default if i < 0 else float(self._values[i])
+
+    def __contains__(self, word: object) -> bool:
+        return self._index(word) >= 0
+
+    def __iter__(self):
+        return (k.decode("utf-8") for k in self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
 @dataclass(frozen=True)
 class TextScore:
     """A text as the prior sees it: ``logp``, the log-probability of its folded view; ``known``,
@@ -139,7 +181,7 @@ class WordPrior:
     character n-gram model. Scores are cached (the last ``cache_size`` texts and tokens)."""
 
     def __init__(self, frequencies: Mapping[str, float], ngram: CharNgram, word_share: float = 0.5,
-                 name: str = "", cache_size: int = 1 << 16):
+                 name: str = "", cache_size: int = 1 << 13):
         if not 0.0 <= word_share <= 1.0:
             raise ValueError("word_share must be from 0 to 1")
         self.frequencies = frequencies
@@ -159,7 +201,8 @@ class WordPrior:
                 folded[key] = folded.get(key, 0.0) + float(freq)
         words = list(folded)
         zipf = np.log10(np.maximum(np.fromiter(folded.values(), np.float64, len(words)), 1e-12)) + 9.0
-        return cls(folded, CharNgram.train(words, np.maximum(zipf - 1.0, 0.5), order=order), **kwargs)
+        ngram = CharNgram.train(words, np.maximum(zipf - 1.0, 0.5), order=order)
+        return cls(WordTable(folded), ngram, **kwargs)
 
     def _token_logp(self, token: str) -> float:
         p_char = math.exp(self.ngram.logp(token))
@@ -192,17 +235,46 @@ class WordPrior:
 def _wordfreq_english(min_zipf: float = 2.0) -> dict[str, float]:
     """wordfreq's English frequencies of the words made of ASCII letters, digits and apostrophes
     (the others hold letters the recogniser does not read) of at least ``min_zipf`` (2: once in
-    ten million words, about 100,000 words; rarer ones changed no held-out reading). Read from
-    its data file, not through ``get_frequency_dict``, which would keep a second copy in
-    wordfreq's cache."""
-    try:
-        import wordfreq
-    except ImportError:
-        raise ImportError("the language prior needs wordfreq: pip install 'scenetext[lm]'") from None
-    buckets = wordfreq.read_cBpack(wordfreq.available_languages("best")["en"])[: int(100 * (9 - min_zipf)) + 1]
+    ten million words, about 100,000 words; rarer ones changed no held-out reading)."""
+    buckets = _wordfreq_buckets("en")[: int(100 * (9 - min_zipf)) + 1]
     ascii_word = re.compile(r"[a-z0-9']+\Z")
     # Bucket i holds the words of frequency 10 ** (-i / 100) (centibels), as wordfreq reads them.
     return {word: 10.0 ** (-i / 100) for i, bucket in enumerate(buckets) for word in bucket if ascii_word.match(word)}
+
+
+def _wordfreq_buckets(language: str) -> list[list[str]]:
+    """The word lists of wordfreq's ``large_<language>`` data file by frequency bucket.
+
+    The file is read as wordfreq documents its format (a gzipped msgpack list: a header
+    ``{"format": "cB", "version": 1}``, then one list of words per centibel), without importing
+    wordfreq itself, whose text-processing dependencies would add ~10 MB to every process that
+    reads; where the file is not where wordfreq keeps it, or not in that format, through
+    wordfreq's own reader. Not through ``get_frequency_dict`` either way: it would keep a second
+    copy in wordfreq's cache."""
+    import gzip
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("wordfreq")
+    if spec is None:
+        raise ImportError("the language prior needs wordfreq: pip install 'scenetext[lm]'")
+    for folder in spec.submodule_search_locations or []:
+        path = Path(folder) / "data" / f"large_{language}.msgpack.gz"
+        if not path.is_file():
+            continue
+        try:
+            import msgpack
+
+            with gzip.open(path, "rb") as f:
+                data = msgpack.load(f, raw=False)
+        except (ImportError, OSError, ValueError):
+            break
+        if data and isinstance(data[0], dict) and data[0].get("format") == "cB" and data[0].get("version") == 1:
+            return data[1:]
+        break
+    import wordfreq
+
+    return wordfreq.read_cBpack(wordfreq.available_languages("best")[language])
 
 
 @functools.lru_cache(maxsize=1)

@@ -58,6 +58,13 @@ class OnnxCTPN:
         return {"scores": torch.from_numpy(scores), "vertical": torch.from_numpy(vertical),
                 "side": torch.from_numpy(side)}
 
+    def forward_rgb(self, rgb: np.ndarray) -> dict[str, torch.Tensor]:
+        """:meth:`__call__` of one uint8 RGB image ``(H, W, 3)``, normalised and padded to
+        multiples of 16 (in one pass; the torch model runs its first layers in strips)."""
+        from ..detection.model import normalize
+
+        return self(normalize(rgb, pad_to=16))
+
     def forward_many(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
         """What :meth:`__call__` gives each image (the torch model batches their BiLSTM rows, with
         the same results)."""
