@@ -22,7 +22,7 @@ The other thing that grows with a long run is oneDNN's cache of compiled kernels
 torch's CPU kernel library). Every new input shape (each batch of crops has its own width and
 count, each photo size its own detector shapes) compiles new kernels, kept for reuse: about
 1 MB per batch shape of the recogniser, up to oneDNN's default of 1,024 cached kernels. Over 200
-photos it grew the resident size by ~90 MB. :func:`bound_kernel_cache` bounds it (the command
+photos it grew the peak by ~70 MB. :func:`bound_kernel_cache` bounds it (the command
 line does, at :data:`KERNEL_CACHE_ENTRIES`, which measured no slower than the default); like
 any process-wide setting, the library leaves it to its caller.
 """

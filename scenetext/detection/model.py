@@ -158,8 +158,8 @@ class CTPN(nn.Module):
         output row it keeps to see what it sees in one pass; the strips' outputs are stitched
         into the stride-8 feature map. So neither the whole image in floats nor the
         full-resolution feature maps, the biggest buffers of a pass, exist at once: at 1600x900
-        the pass needs ~15 MB instead of ~45 MB. The outputs are the one-pass outputs (to float
-        rounding). ``strip_rows=None``, or an image within one strip, runs in one pass. For
+        the pass peaks ~30 MB lower than in one pass, and runs no slower. The outputs are the
+        one-pass outputs (to float rounding). ``strip_rows=None``, or an image within one strip, runs in one pass. For
         inference: a model in training mode would see different BatchNorm statistics per strip.
         """
         return self._from_features(self._features_rgb(rgb, strip_rows))
