@@ -57,7 +57,7 @@ def bound_heap(threshold: int = MMAP_THRESHOLD) -> bool:
     global _done
     with _lock:
         if _done is None:
-            _done = _set_mmap_threshold(threshold)
+            _done = _mallopt(_M_MMAP_THRESHOLD, threshold)
         return _done
 
 
@@ -96,10 +96,6 @@ def trim_heap() -> bool:
     trim.restype = ctypes.c_int
     trim(0)
     return True
-
-
-def _set_mmap_threshold(threshold: int) -> bool:
-    return _mallopt(_M_MMAP_THRESHOLD, threshold)
 
 
 def _mallopt(param: int, value: int) -> bool:

@@ -85,7 +85,7 @@ def normalize(rgb: np.ndarray | torch.Tensor, pad_to: int = 1, channels_last: bo
     x = rgb.numpy() if isinstance(rgb, torch.Tensor) else rgb
     x = np.ascontiguousarray(x, dtype=np.uint8)
     x = x.reshape(-1, *x.shape[-3:])
-    b, h, w, _ = x.shape
+    h, w = x.shape[1:3]
     t = _normalized(x, -(-h // pad_to) * pad_to, -(-w // pad_to) * pad_to)
     return t if channels_last else t.contiguous()
 

@@ -272,7 +272,7 @@ def check_lm(value) -> None:
     import importlib.util
 
     if importlib.util.find_spec("wordfreq") is None:
-        raise ValueError("the language prior needs wordfreq: pip install 'scenetext[lm]'")
+        raise ValueError("the language prior needs wordfreq: pip install wordfreq")
 
 
 def lm_decoder(value) -> PriorDecoder | None:

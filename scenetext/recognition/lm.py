@@ -10,11 +10,11 @@ fair probability:
 
     P(token) = word_share * frequency(token) + (1 - word_share) * P_ngram(token)
 
-The word frequencies are those of the ``wordfreq`` package (English, shipped inside its wheel; the
-optional ``scenetext[lm]`` extra): the ~94,000 words of ASCII letters, digits and apostrophes seen
+The word frequencies are those of the ``wordfreq`` package (English, shipped inside its wheel; a
+dependency of scenetext): the ~94,000 words of ASCII letters, digits and apostrophes seen
 at least once in ten million words. The n-gram model (order 4, interpolated Witten-Bell) is
-trained on the same words, weighted by their Zipf value. Both are built in about two seconds the
-first time the prior is asked for and then stay in memory, ~50 MB (:func:`english_prior`);
+trained on the same words, weighted by their Zipf value. Both are built in about a second the
+first time the prior is asked for and then stay in memory, ~20 MB (:func:`english_prior`);
 nothing is downloaded or written.
 
 How the prior re-ranks readings is :mod:`scenetext.recognition.beam`'s job.
@@ -257,21 +257,19 @@ def _wordfreq_buckets(language: str) -> list[list[str]]:
 
     spec = importlib.util.find_spec("wordfreq")
     if spec is None:
-        raise ImportError("the language prior needs wordfreq: pip install 'scenetext[lm]'")
-    for folder in spec.submodule_search_locations or []:
-        path = Path(folder) / "data" / f"large_{language}.msgpack.gz"
-        if not path.is_file():
-            continue
+        raise ImportError("the language prior needs wordfreq: pip install wordfreq")
+    folders = list(spec.submodule_search_locations or [])
+    path = Path(folders[0]) / "data" / f"large_{language}.msgpack.gz" if folders else None
+    if path is not None and path.is_file():
         try:
             import msgpack
 
             with gzip.open(path, "rb") as f:
                 data = msgpack.load(f, raw=False)
         except (ImportError, OSError, ValueError):
-            break
+            data = None
         if data and isinstance(data[0], dict) and data[0].get("format") == "cB" and data[0].get("version") == 1:
             return data[1:]
-        break
     import wordfreq
 
     return wordfreq.read_cBpack(wordfreq.available_languages("best")[language])
