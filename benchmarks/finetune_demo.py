@@ -131,6 +131,8 @@ def main(argv=None) -> int:
     ap.add_argument("--iiit5k-limit", type=int, help="first N IIIT5K crops (default: all 3000)")
     ap.add_argument("--mix", type=Path, action="append",
                     help="crop set kept in the mix (default: the IIIT5K, IC15 and SVT training crops, where they are)")
+    ap.add_argument("--distill", type=float, default=1.0,
+                    help="weight of the starting recogniser's outputs on the mix and synthetic samples (0: off)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, help="write the figures here")
@@ -157,7 +159,7 @@ def main(argv=None) -> int:
     shipped_rec = shipped.model_path("crnn")
     iiit_before = evaluate_folder(Recognizer.load(shipped_rec, batch_size=128), args.iiit5k, args.iiit5k_limit)
     cfg = FinetuneConfig(data=[str(domain)], out=str(args.out / "model"), minutes=args.minutes,
-                         mix=[str(p) for p in mix], seed=args.seed, threads=args.threads)
+                         mix=[str(p) for p in mix], distill=args.distill, seed=args.seed, threads=args.threads)
     progress = RichProgress()
     try:
         report = finetune(cfg, progress)

@@ -607,11 +607,14 @@ def train_rec(out, steps, batch_size, lr, real, real_ratio, corpus, corpus_ratio
 @click.option("--max-forgetting", type=click.FloatRange(min=0, max=1), default=0.01, show_default=True,
               help="largest drop in word accuracy allowed on held-out crops of the --mix sets (else on "
                    "synthetic words)")
+@click.option("--distill", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="weight of the starting recogniser's outputs as targets on the --mix and synthetic samples, "
+                   "so it keeps reading them as before; 0: off")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=1, show_default=True,
               help="processes preparing training samples")
-def finetune(data, out, minutes, models, init_rec, init_det, mix, max_forgetting, seed, threads, workers):
+def finetune(data, out, minutes, models, init_rec, init_det, mix, max_forgetting, distill, seed, threads, workers):
     """Fine-tune the models on your own labelled data, with a before/after report.
 
     DATA: crop sets (a folder with labels.tsv, labels.txt or gt.txt, or a label file 'image<TAB>text')
@@ -624,7 +627,8 @@ def finetune(data, out, minutes, models, init_rec, init_det, mix, max_forgetting
 
     cfg = FinetuneConfig(data=[str(p) for p in data], out=str(out), minutes=minutes, models=models,
                          init_rec=str(init_rec) if init_rec else None, init_det=str(init_det) if init_det else None,
-                         mix=list(mix), max_forgetting=max_forgetting, seed=seed, threads=threads, workers=workers)
+                         mix=list(mix), max_forgetting=max_forgetting, distill=distill, seed=seed, threads=threads,
+                         workers=workers)
     progress = RichProgress()
     try:
         report = run_finetune(cfg, progress)

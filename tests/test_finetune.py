@@ -128,8 +128,8 @@ def test_a_narrow_real_crop_trains_instead_of_being_skipped(tmp_path):
     cv2.imwrite(str(path), _crop("WWWWWWWWWW", width=24))
     source = WordSampleSource(Charset(CRNNConfig().chars), [RecSample(path, "WWWWWWWWWW")], real_ratio=1.0,
                               augment=False)
-    arr, ids = source(0)
-    assert arr.shape[1] // FRAME_STRIDE >= min_frames(ids)
+    item = source(0)
+    assert item.image.shape[1] // FRAME_STRIDE >= min_frames(item.ids) and not item.original
 
 
 def test_train_rec_init_implies_its_variant(tmp_path):
@@ -288,3 +288,49 @@ def test_tuning_mode_trains_the_weights_but_keeps_the_batchnorm_statistics():
     for m, (mean, var) in zip(norms, stats):
         assert torch.equal(m.running_mean, mean) and torch.equal(m.running_var, var)
     assert any(not torch.equal(m.weight, w) for m, w in zip(norms, weights))  # scales still learn
+
+
+def test_distillation_anchors_only_the_original_samples_of_a_batch():
+    """With ``distill_original_only`` the teacher sees (and the KL term covers) only the batch's
+    mix/synthetic samples: a batch of the user's crops alone trains on CTC as without a teacher,
+    and a batch with original samples adds a loss that pulls them towards the teacher."""
+    import copy
+
+    import torch
+
+    from scenetext.recognition.model import CRNN
+    from scenetext.train.finetune import Schedule
+    from scenetext.train.rec_data import WordBatch
+    from scenetext.train.recognizer import _train_step
+
+    torch.manual_seed(0)
+    start = CRNN(CRNNConfig())
+    teacher = copy.deepcopy(start).eval()
+    seen = []
+    teacher.register_forward_hook(lambda module, args, out: seen.append(args[0].shape[0]))
+    targets = torch.tensor([3, 4, 5, 6, 7, 8])
+    batch = WordBatch(torch.rand(3, 1, 32, 96) * 2 - 1, torch.full((3,), 96), targets, torch.tensor([2, 2, 2]),
+                      torch.tensor([False, False, False]))
+    schedule = Schedule(lr=1e-3, steps=10, warmup=0, batch_size=3, val_every=5)
+
+    def one_step(with_teacher, batch, weight=1.0):
+        model = copy.deepcopy(start)
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+        losses = []
+        _train_step(model, opt, batch, 5, schedule, {}, losses, teacher if with_teacher else None, weight,
+                    distill_original_only=True)
+        return model, losses[0]
+
+    plain, plain_loss = one_step(False, batch)
+    anchored, anchored_loss = one_step(True, batch)
+    assert seen == [] and anchored_loss == pytest.approx(plain_loss)
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), anchored.state_dict().values()))
+
+    # The same model but different from the teacher: the original samples add a positive KL.
+    teacher.load_state_dict({k: v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v
+                             for k, v in start.state_dict().items()})
+    mixed = batch._replace(original=torch.tensor([True, False, True]))
+    _, mixed_loss = one_step(True, mixed)
+    assert seen == [2] and mixed_loss > plain_loss
+    _, heavier = one_step(True, mixed, weight=3.0)
+    assert heavier - plain_loss == pytest.approx(3 * (mixed_loss - plain_loss), rel=1e-3)

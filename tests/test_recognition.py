@@ -265,8 +265,8 @@ def test_training_turns_tall_real_crops_upright_by_label_likelihood(tmp_path):
 
     source = WordSampleSource(model.config.charset, samples, real_ratio=1.0, augment=False, orientations=chosen)
     for index in range(6):
-        img, text, is_real = source.raw(index)
-        assert is_real and text == "RIVER"
+        img, text, origin = source.raw(index)
+        assert origin == "real" and text == "RIVER"
         assert img.shape[1] > img.shape[0]  # every crop comes out as a wide, upright word
 
 

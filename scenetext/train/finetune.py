@@ -134,6 +134,9 @@ class FinetuneConfig:
     real_ratio: float = 0.6  # share of the user's crops in the recogniser's samples
     mix_ratio: float = 0.25  # share of the `mix` crops (taken from the synthetic share)
     max_forgetting: float = 0.01  # largest accuracy drop allowed on the original domain's held-out crops
+    # Weight of the KL divergence from the starting recogniser's per-frame outputs on the mix and
+    # synthetic samples (learning without forgetting); 0 turns it off.
+    distill: float = 1.0
     lr: float = 1e-4  # a third of the shipped recogniser's peak: larger steps cost it what it read before
     det_lr: float = 2e-4
     batch_size: int = 64
@@ -515,6 +518,7 @@ def finetune_recogniser(cfg: FinetuneConfig, init: Path, data: SplitData, second
     from .common import StepSampler, StopSignal, lr_at, worker_init
     from .rec_data import BucketCollate, WordDataset, WordSampleSource
     from .recognizer import _train_step
+    from ..nn import fold_batchnorm
 
     start = time.time()
     deadline = start + seconds
@@ -554,6 +558,10 @@ def finetune_recogniser(cfg: FinetuneConfig, init: Path, data: SplitData, second
         # and a forked copy of its thread pool can deadlock them.
         multiprocessing_context="spawn" if cfg.workers else None,
     )
+    teacher = None
+    if cfg.distill > 0:
+        teacher = CRNN.load(init).eval()
+        fold_batchnorm(teacher)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     schedule = provisional_schedule(cfg)
     step, skipped, losses = 0, {}, []
@@ -562,7 +570,8 @@ def finetune_recogniser(cfg: FinetuneConfig, init: Path, data: SplitData, second
     with StopSignal() as stop:
         for batches, _skipped in loader:
             for batch in batches:
-                step = _train_step(model, opt, batch, step, schedule, skipped, losses)
+                step = _train_step(model, opt, batch, step, schedule, skipped, losses, teacher, cfg.distill,
+                                   distill_original_only=True)
                 if (run.schedule is not None and step >= schedule.steps) or time.time() >= deadline:
                     break
             if timer is None:

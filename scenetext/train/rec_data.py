@@ -12,6 +12,7 @@ counts and drops them.
 from __future__ import annotations
 
 import random
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -24,6 +25,24 @@ from ..synth.render_text import degrade, homography
 from .common import sample_rng
 
 MAX_TRAIN_WIDTH = 512
+
+
+class WordItem(NamedTuple):
+    """One prepared training sample."""
+
+    image: np.ndarray  # float32 (32, W) in [-1, 1] (prepare_crop), widened for the label
+    ids: list[int]  # label ids
+    original: bool  # not one of ``real_samples``: a ``mix`` crop or a synthetic word
+
+
+class WordBatch(NamedTuple):
+    """A padded batch of :class:`WordItem` (what :class:`BucketCollate` yields)."""
+
+    x: "torch.Tensor"  # noqa: F821  (B, 1, 32, W)
+    widths: "torch.Tensor"  # noqa: F821  (B,) crop widths before padding
+    targets: "torch.Tensor"  # noqa: F821  concatenated label ids
+    target_lengths: "torch.Tensor"  # noqa: F821  (B,)
+    original: "torch.Tensor"  # noqa: F821  (B,) bool: WordItem.original
 
 
 def augment_real(rng: random.Random, img: np.ndarray) -> np.ndarray:
@@ -131,27 +150,29 @@ class WordSampleSource:
         return self._renderer.get()
 
     def raw(self, index: int):
-        """(RGB image, text, is_real) or (None, reason, is_real)."""
+        """(RGB image, text, origin) or (None, reason, origin); origin is ``"real"`` (one of
+        ``real_samples``), ``"mix"`` or ``"synthetic"``."""
         rng = sample_rng(self.seed, index)
         draw = rng.random()
         if draw < self.real_ratio + self.mix_ratio:
-            pool = self.real if draw < self.real_ratio else self.mix
+            origin = "real" if draw < self.real_ratio else "mix"
+            pool = self.real if origin == "real" else self.mix
             s = pool[rng.randrange(len(pool))]
             bgr = cv2.imread(str(s.image), cv2.IMREAD_COLOR)
             if bgr is None:
-                return None, "unreadable image", True
+                return None, "unreadable image", origin
             img = rotate(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.orientations.get(str(s.image), 0))
             if self.augment:
                 img = augment_real(rng, img)
-            return img, s.text, True
+            return img, s.text, origin
         if self.corpus_ratio >= 1.0 or (self.corpus_ratio > 0.0 and rng.random() < self.corpus_ratio):
             img, text = self.corpus.get(index)
-            return img, text, False
+            return img, text, "synthetic"
         img, text = self.renderer.render(rng)
-        return img, text, False
+        return img, text, "synthetic"
 
-    def __call__(self, index: int):
-        img, text, _ = self.raw(index)
+    def __call__(self, index: int) -> WordItem | str:
+        img, text, origin = self.raw(index)
         if img is None:
             return text
         if not text or not self.charset.covers(text):
@@ -160,7 +181,7 @@ class WordSampleSource:
         arr = widen_for_label(prepare_crop(img, max_width=MAX_TRAIN_WIDTH), ids)
         if arr is None:
             return "label too long for the crop"
-        return arr, ids
+        return WordItem(arr, ids, origin != "real")
 
 
 class WordDataset:
@@ -188,7 +209,7 @@ class BucketCollate:
         self.n_batches = n_batches
 
     def __call__(self, items):
-        good = sorted((it for it in items if not isinstance(it, str)), key=lambda g: g[0].shape[1])
+        good = sorted((it for it in items if not isinstance(it, str)), key=lambda g: g.image.shape[1])
         skipped: dict[str, int] = {}
         for it in items:
             if isinstance(it, str):
@@ -198,12 +219,12 @@ class BucketCollate:
         return batches, skipped
 
 
-def _pad(good):
+def _pad(good: list[WordItem]) -> WordBatch | None:
     if not good:
         return None
     import torch
 
-    x, widths = pad_batch([g[0] for g in good])
-    targets = torch.tensor([i for g in good for i in g[1]], dtype=torch.long)
-    target_lengths = torch.tensor([len(g[1]) for g in good], dtype=torch.long)
-    return x, widths, targets, target_lengths
+    x, widths = pad_batch([g.image for g in good])
+    targets = torch.tensor([i for g in good for i in g.ids], dtype=torch.long)
+    target_lengths = torch.tensor([len(g.ids) for g in good], dtype=torch.long)
+    return WordBatch(x, widths, targets, target_lengths, torch.tensor([g.original for g in good], dtype=torch.bool))

@@ -244,20 +244,29 @@ def _orientations(cfg: RecTrainConfig, path: Path, model: CRNN, model_cfg: CRNNC
     return chosen
 
 
-def _train_step(model, opt, batch, step, cfg, skipped_total, loss_window, teacher=None) -> int:
-    """One optimiser step on a batch (None when every sample was bad); returns the next step."""
+def _train_step(model, opt, batch, step, cfg, skipped_total, loss_window, teacher=None,
+                distill: float | None = None, distill_original_only: bool = False) -> int:
+    """One optimiser step on a batch (a :class:`~scenetext.train.rec_data.WordBatch`, None when
+    every sample was bad); returns the next step.
+
+    With a ``teacher`` the loss adds ``distill`` (default ``cfg.distill``) times the KL divergence
+    from its per-frame outputs: on every sample, or with ``distill_original_only`` only on the
+    batch's ``original`` ones (what a fine-tuned model should keep reading as it did)."""
     if batch is None:
         return step + 1
-    x, widths, targets, target_lengths = batch
     for g in opt.param_groups:
         g["lr"] = lr_at(step, cfg)
-    log_probs = model(x, widths)
-    frames = model.frames(widths)
-    loss = F.ctc_loss(log_probs, targets, frames, target_lengths, blank=0, reduction="mean", zero_infinity=True)
+    log_probs = model(batch.x, batch.widths)
+    frames = model.frames(batch.widths)
+    loss = F.ctc_loss(log_probs, batch.targets, frames, batch.target_lengths, blank=0, reduction="mean",
+                      zero_infinity=True)
     if teacher is not None:
-        with torch.no_grad():
-            teacher_log_probs = teacher(x, widths)
-        loss = loss + cfg.distill * distill_loss(log_probs, teacher_log_probs, frames)
+        keep = batch.original if distill_original_only else torch.ones_like(batch.original)
+        if keep.any():
+            with torch.no_grad():
+                teacher_log_probs = teacher(batch.x[keep], batch.widths[keep])
+            weight = cfg.distill if distill is None else distill
+            loss = loss + weight * distill_loss(log_probs[:, keep], teacher_log_probs, frames[keep])
     if torch.isfinite(loss):
         opt.zero_grad(set_to_none=True)
         loss.backward()
