@@ -17,8 +17,10 @@ training and periodically during it; the best weights (the starting ones include
 The recogniser is also kept from forgetting: a second held-out set of what it read before
 (held-out ``mix`` crops, or else seeded synthetic words, never trained on: :func:`retain_set`)
 is scored beside the user's, and only weights whose accuracy there stays within
-``max_forgetting`` of the starting weights' can be kept. The BatchNorms' running statistics are
-frozen while it trains (:func:`tuning_mode`). When the run's best weights forget more, blends of
+``max_forgetting`` of the starting weights' can be kept. While it trains, the starting
+recogniser's per-frame outputs on the batch's ``mix`` and synthetic samples are targets too
+(``distill``: learning without forgetting), and the BatchNorms' running statistics are frozen
+(:func:`tuning_mode`). When the run's best weights forget more, blends of
 them with the starting weights (``(1 - a) * start + a * tuned``, :data:`BLENDS`) are scored too,
 which often keep most of the gain and little of the loss.
 The output folder is a model folder (:mod:`scenetext.shipped`): ``crnn.pt``/``ctpn.pt`` with
