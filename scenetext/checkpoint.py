@@ -110,21 +110,44 @@ class UnknownSettingError(ValueError):
     """A setting was given for a model kind that has no such setting."""
 
 
+def average_weights(checkpoints: list[dict], names: list[str]) -> dict:
+    """The element-wise mean of the floating-point weights of ``checkpoints`` (loaded with
+    :func:`load`; integer buffers such as counters from the first): a uniform "model soup" of
+    models fine-tuned from one another. They must be of one kind and configuration; else a
+    :class:`ModelFileError` names the one that differs."""
+    first = checkpoints[0]
+    for ck, name in zip(checkpoints[1:], names[1:]):
+        if ck["kind"] != first["kind"] or ck["config"] != first["config"] or ck["state_dict"].keys() != \
+                first["state_dict"].keys():
+            raise ModelFileError(f"{name}: not the same kind and configuration of model as {names[0]}, "
+                                 "so their weights cannot be averaged")
+    n = len(checkpoints)
+    return {k: sum(ck["state_dict"][k] for ck in checkpoints) / n if v.is_floating_point() else v
+            for k, v in first["state_dict"].items()}
+
+
 def export_weights(checkpoint: str | Path, out: str | Path, half: bool = True,
-                   settings: dict | None = None) -> Path:
+                   settings: dict | None = None, average: list[str | Path] = ()) -> Path:
     """Strip training state from a checkpoint and store its weights in fp16.
 
     ``settings`` (e.g. ``{"score_threshold": 0.5, "scales": [900], "max_side": 1600}`` for a
     detector) are stored under
     ``meta["settings"]``: the defaults the predictor uses with these weights, for settings that
     belong to a model (a detector trained with hard negatives scores text lower, say).
+    With ``average`` the weights written are the mean of the checkpoint's and those files'
+    (:func:`average_weights`); ``meta["averaged"]`` names them.
     """
     ck = load(checkpoint)
     unknown = set(settings or {}) - SETTINGS.get(ck["kind"], set())
     if unknown:
         raise UnknownSettingError(f"{checkpoint}: a {ck['kind']!r} model has no setting {', '.join(sorted(unknown))}")
-    sd = {k: v.half() if (half and v.is_floating_point()) else v for k, v in ck["state_dict"].items()}
+    state = ck["state_dict"]
     meta = dict(ck.get("meta", {}))
+    if average:
+        names = [str(checkpoint)] + [str(p) for p in average]
+        state = average_weights([ck] + [load(p) for p in average], names)
+        meta["averaged"] = [Path(name).name for name in names]
+    sd = {k: v.half() if (half and v.is_floating_point()) else v for k, v in state.items()}
     if settings:
         meta["settings"] = {**meta.get("settings", {}), **settings}
     save(out, {"kind": ck["kind"], "config": ck["config"], "state_dict": sd, "meta": meta})

@@ -878,6 +878,9 @@ def eval_det(folder, weights, protocol, level, limit, json_out, word_split, zoom
               help="instead: write the shipped detector, word splitter and recogniser as ONNX into this folder "
                    "(for --backend onnxruntime --onnx-dir)")
 @click.option("--fp32", is_flag=True, help="keep fp32 weights (default: fp16, half the size)")
+@click.option("--average", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="write the mean of CHECKPOINT_FILE's weights and this file's (same kind and configuration, "
+                   "e.g. runs continued from one another); repeatable")
 @click.option("--score-threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="detector only: the proposal score threshold to use with these weights (default 0.7)")
 @click.option("--line-min-score", type=click.FloatRange(0, 1),
@@ -899,7 +902,7 @@ def eval_det(folder, weights, protocol, level, limit, json_out, word_split, zoom
               help="detector only: how proposals become lines (default columns)")
 @click.option("--split-threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="word splitter only: a frame is inside a word at this probability or more (default 0.4)")
-def export(checkpoint_file, out, onnx_dir, fp32, score_threshold, line_min_score, scales, max_side, zoom,
+def export(checkpoint_file, out, onnx_dir, fp32, average, score_threshold, line_min_score, scales, max_side, zoom,
            zoom_threshold, line_margin, line_builder, split_threshold):
     """Strip the training state from a checkpoint and write a model file.
 
@@ -912,8 +915,8 @@ def export(checkpoint_file, out, onnx_dir, fp32, score_threshold, line_min_score
     with a manifest naming the weights they came from.
     """
     if onnx_dir is not None:
-        if checkpoint_file or out:
-            raise click.UsageError("--onnx takes no CHECKPOINT_FILE or OUT (it exports the shipped models)")
+        if checkpoint_file or out or average:
+            raise click.UsageError("--onnx takes no CHECKPOINT_FILE, OUT or --average (it exports the shipped models)")
         from .runtime.export import export_onnx
 
         for path in export_onnx(onnx_dir):
@@ -934,7 +937,9 @@ def export(checkpoint_file, out, onnx_dir, fp32, score_threshold, line_min_score
         settings["zoom"] = asdict(Zoom(zoom) if zoom_threshold is None else Zoom(zoom, zoom_threshold))
     settings = {k: v for k, v in settings.items() if v is not None} or None
     try:
-        path = checkpoint.export_weights(checkpoint_file, out, half=not fp32, settings=settings)
+        path = checkpoint.export_weights(checkpoint_file, out, half=not fp32, settings=settings, average=average)
+    except checkpoint.ModelFileError as exc:
+        raise click.ClickException(printable(str(exc))) from None
     except checkpoint.UnknownSettingError as exc:
         raise click.UsageError(f"{exc} (--score-threshold, --line-min-score, --scale, --max-side, --zoom, "
                                "--line-margin and --line-builder are for detector checkpoints, --split-threshold "

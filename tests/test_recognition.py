@@ -150,6 +150,33 @@ def test_checkpoint_roundtrip_fp16(tmp_path):
         checkpoint.load(tmp_path / "missing.pt")
 
 
+def test_export_average_writes_the_mean_of_the_weights_and_refuses_other_models(tmp_path):
+    cfg = CRNNConfig(chars="abc")
+    paths, states = [], []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        state = CRNN(cfg).state_dict()
+        states.append(state)
+        paths.append(tmp_path / f"ck{seed}.pt")
+        checkpoint.save(paths[-1], {"kind": "crnn", "config": cfg.to_dict(), "state_dict": state})
+    result = CliRunner().invoke(main, ["export", str(paths[0]), str(tmp_path / "mean.pt"), "--fp32",
+                                       "--average", str(paths[1]), "--average", str(paths[2])])
+    assert result.exit_code == 0, result.output
+    mean = checkpoint.load(tmp_path / "mean.pt")
+    weight = "fc.weight"
+    torch.testing.assert_close(mean["state_dict"][weight], sum(s[weight] for s in states) / 3)
+    assert mean["meta"]["averaged"] == ["ck0.pt", "ck1.pt", "ck2.pt"]
+    assert Recognizer.load(tmp_path / "mean.pt").charset.chars == "abc"
+
+    other = CRNNConfig(chars="abcd")
+    checkpoint.save(tmp_path / "other.pt", {"kind": "crnn", "config": other.to_dict(),
+                                            "state_dict": CRNN(other).state_dict()})
+    result = CliRunner().invoke(main, ["export", str(paths[0]), str(tmp_path / "bad.pt"),
+                                       "--average", str(tmp_path / "other.pt")])
+    assert result.exit_code != 0 and "cannot be averaged" in result.output and "other.pt" in result.output
+    assert not (tmp_path / "bad.pt").exists()
+
+
 def _tiny_real_set(tmp_path):
     import random
 

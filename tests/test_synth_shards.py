@@ -145,8 +145,7 @@ def test_training_samples_come_from_the_corpus_not_the_renderer(corpus_dir, expe
         if isinstance(sample, str):  # a label outside the charset is skipped, never replaced
             assert not charset.covers(label)
             continue
-        arr, ids = sample
-        assert arr.shape[0] == 32 and ids == charset.encode(label)
+        assert sample.image.shape[0] == 32 and sample.ids == charset.encode(label) and sample.original
 
 
 def test_train_rec_streams_a_corpus_and_resumes_exactly(corpus_dir, tmp_path, monkeypatch, capsys):
