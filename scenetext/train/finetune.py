@@ -514,13 +514,13 @@ def finetune_recogniser(cfg: FinetuneConfig, init: Path, data: SplitData, second
     import torch
 
     from .. import checkpoint
+    from ..nn import fold_batchnorm
     from ..recognition.model import CRNN
     from ..recognition.orientation import label_orientations
     from ..recognition.predictor import Recognizer
     from .common import StepSampler, StopSignal, lr_at, worker_init
     from .rec_data import BucketCollate, WordDataset, WordSampleSource
     from .recognizer import _train_step
-    from ..nn import fold_batchnorm
 
     start = time.time()
     deadline = start + seconds
