@@ -560,10 +560,7 @@ def finetune_recogniser(cfg: FinetuneConfig, init: Path, data: SplitData, second
         # and a forked copy of its thread pool can deadlock them.
         multiprocessing_context="spawn" if cfg.workers else None,
     )
-    teacher = None
-    if cfg.distill > 0:
-        teacher = CRNN.load(init).eval()
-        fold_batchnorm(teacher)
+    teacher = fold_batchnorm(copy.deepcopy(model).eval()) if cfg.distill > 0 else None  # the start, frozen
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     schedule = provisional_schedule(cfg)
     step, skipped, losses = 0, {}, []

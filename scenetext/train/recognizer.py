@@ -261,11 +261,15 @@ def _train_step(model, opt, batch, step, cfg, skipped_total, loss_window, teache
     loss = F.ctc_loss(log_probs, batch.targets, frames, batch.target_lengths, blank=0, reduction="mean",
                       zero_infinity=True)
     if teacher is not None:
-        keep = batch.original if distill_original_only else torch.ones_like(batch.original)
-        if keep.any():
+        weight = cfg.distill if distill is None else distill
+        if not distill_original_only:
+            with torch.no_grad():
+                teacher_log_probs = teacher(batch.x, batch.widths)
+            loss = loss + weight * distill_loss(log_probs, teacher_log_probs, frames)
+        elif batch.original.any():
+            keep = batch.original
             with torch.no_grad():
                 teacher_log_probs = teacher(batch.x[keep], batch.widths[keep])
-            weight = cfg.distill if distill is None else distill
             loss = loss + weight * distill_loss(log_probs[:, keep], teacher_log_probs, frames[keep])
     if torch.isfinite(loss):
         opt.zero_grad(set_to_none=True)
