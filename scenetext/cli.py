@@ -31,11 +31,14 @@ from .text import printable
 @click.version_option(__version__, prog_name="scenetext")
 def main():
     """scenetext: offline scene-text OCR (CTPN detector + CRNN recogniser) for CPUs."""
-    from .memory import bound_kernel_cache
+    from .memory import bound_arenas, bound_kernel_cache, tensor_huge_pages
 
     # This process is the command's own: keep its kernel cache from growing with every new input
-    # shape over a long run (see scenetext.memory).
+    # shape over a long run, its threads on one heap and torch's big tensors on aligned blocks,
+    # before torch is imported or any thread starts (see scenetext.memory).
     bound_kernel_cache()
+    bound_arenas()
+    tensor_huge_pages()
 
 
 # --------------------------------------------------------------------------------- run

@@ -1,6 +1,7 @@
 """The process-wide memory settings that keep a long reading run's memory flat (scenetext.memory):
 only when asked, and a user's own setting wins."""
 
+import os
 import subprocess
 import sys
 
@@ -93,7 +94,7 @@ def test_bound_kernel_cache_sets_onednn_capacity_unless_set(monkeypatch):
 def test_the_library_leaves_the_kernel_cache_alone_and_the_command_line_bounds_it():
     code = ("import os, scenetext.reader, scenetext.detection.predictor; scenetext.reader.Reader(); "
             "print(os.environ.get('ONEDNN_PRIMITIVE_CACHE_CAPACITY'))")
-    env = {k: v for k, v in __import__("os").environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "None"
     code = ("import os; from scenetext.cli import main; import click.testing as t; "
@@ -101,3 +102,43 @@ def test_the_library_leaves_the_kernel_cache_alone_and_the_command_line_bounds_i
             "print(r.exit_code, os.environ.get('ONEDNN_PRIMITIVE_CACHE_CAPACITY'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.split()[-2:] == ["0", str(memory.KERNEL_CACHE_ENTRIES)]
+
+
+THP_CHILD = """
+import os, sys
+from scenetext.memory import tensor_huge_pages
+if sys.argv[1] == "off":
+    os.environ["THP_MEM_ALLOC_ENABLE"] = "0"   # a user's own setting wins
+on = tensor_huge_pages()
+import torch
+print(on, tensor_huge_pages(), all(torch.empty(n << 20, dtype=torch.uint8).data_ptr() % 4096 == 0 for n in (3, 4, 5, 7)))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="torch's transparent huge page allocation")
+@pytest.mark.parametrize("setting", ["on", "off"])
+def test_tensor_huge_pages_puts_big_tensors_on_page_boundaries_unless_the_user_said_no(setting):
+    out = subprocess.run([sys.executable, "-c", THP_CHILD, setting], capture_output=True, text=True, check=True)
+    on, after_import, aligned = out.stdout.split()
+    assert on == aligned == ("True" if setting == "on" else "False")  # torch's own 64-byte alignment otherwise
+    assert after_import == "False"  # once torch is imported it may have read the variable already
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc allocator")
+def test_bound_arenas_applies_and_refuses_nonsense():
+    code = "from scenetext.memory import bound_arenas; print(bound_arenas(1))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
+    with pytest.raises(ValueError):
+        memory.bound_arenas(0)
+
+
+def test_the_command_line_sets_its_own_process_memory_settings():
+    code = ("import os, sys; from click.testing import CliRunner; from scenetext.cli import main; "
+            "CliRunner().invoke(main, ['models']); print(os.environ.get('THP_MEM_ALLOC_ENABLE'), "
+            "os.environ.get('ONEDNN_PRIMITIVE_CACHE_CAPACITY'))")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("THP_MEM_ALLOC_ENABLE", "ONEDNN_PRIMITIVE_CACHE_CAPACITY")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == (["1", str(memory.KERNEL_CACHE_ENTRIES)] if sys.platform.startswith("linux")
+                                  else ["None", str(memory.KERNEL_CACHE_ENTRIES)])
