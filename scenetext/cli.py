@@ -34,7 +34,7 @@ def main():
     from .memory import bound_arenas, bound_kernel_cache, tensor_huge_pages
 
     # This process is the command's own: keep its kernel cache from growing with every new input
-    # shape over a long run, its threads on one heap and torch's big tensors on aligned blocks,
+    # shape over a long run, its threads on one heap and torch's big tensors page-aligned on huge pages,
     # before torch is imported or any thread starts (see scenetext.memory).
     bound_kernel_cache()
     bound_arenas()

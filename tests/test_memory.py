@@ -91,17 +91,18 @@ def test_bound_kernel_cache_sets_onednn_capacity_unless_set(monkeypatch):
         memory.bound_kernel_cache(-1)
 
 
-def test_the_library_leaves_the_kernel_cache_alone_and_the_command_line_bounds_it():
+def test_the_library_leaves_its_settings_alone_and_the_command_line_sets_them():
     code = ("import os, scenetext.reader, scenetext.detection.predictor; scenetext.reader.Reader(); "
-            "print(os.environ.get('ONEDNN_PRIMITIVE_CACHE_CAPACITY'))")
-    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+            "print(os.environ.get('ONEDNN_PRIMITIVE_CACHE_CAPACITY'), os.environ.get('THP_MEM_ALLOC_ENABLE'))")
+    env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "THP_MEM_ALLOC_ENABLE")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.strip() == "None"
+    assert out.stdout.split() == ["None", "None"]
     code = ("import os; from scenetext.cli import main; import click.testing as t; "
             "r = t.CliRunner().invoke(main, ['models']); "
-            "print(r.exit_code, os.environ.get('ONEDNN_PRIMITIVE_CACHE_CAPACITY'))")
+            "print(r.exit_code, os.environ.get('ONEDNN_PRIMITIVE_CACHE_CAPACITY'), os.environ.get('THP_MEM_ALLOC_ENABLE'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.split()[-2:] == ["0", str(memory.KERNEL_CACHE_ENTRIES)]
+    assert out.stdout.split()[-3:] == ["0", str(memory.KERNEL_CACHE_ENTRIES),
+                                       "1" if sys.platform.startswith("linux") else "None"]
 
 
 THP_CHILD = """
@@ -131,14 +132,3 @@ def test_bound_arenas_applies_and_refuses_nonsense():
     assert out.stdout.strip() == "True"
     with pytest.raises(ValueError):
         memory.bound_arenas(0)
-
-
-def test_the_command_line_sets_its_own_process_memory_settings():
-    code = ("import os, sys; from click.testing import CliRunner; from scenetext.cli import main; "
-            "CliRunner().invoke(main, ['models']); print(os.environ.get('THP_MEM_ALLOC_ENABLE'), "
-            "os.environ.get('ONEDNN_PRIMITIVE_CACHE_CAPACITY'))")
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("THP_MEM_ALLOC_ENABLE", "ONEDNN_PRIMITIVE_CACHE_CAPACITY")}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    assert out.stdout.split() == (["1", str(memory.KERNEL_CACHE_ENTRIES)] if sys.platform.startswith("linux")
-                                  else ["None", str(memory.KERNEL_CACHE_ENTRIES)])
