@@ -137,6 +137,19 @@ def test_padded_batch_gives_the_same_result_as_alone(variant):
         np.testing.assert_allclose(a, b, atol=2e-4)
 
 
+def test_the_padding_mask_is_applied_in_place_only_without_autograd():
+    torch.manual_seed(0)
+    model = CRNN(CRNNConfig(variant="fast")).eval()
+    x, widths = torch.randn(3, 1, 32, 96), torch.tensor([40, 96, 64])
+    with torch.inference_mode():
+        inferred = model(x, widths)
+    trained = model(x, widths)  # autograd on: the mask must not overwrite what backward needs
+    trained.sum().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    for j, frames in enumerate(model.frames(widths).tolist()):  # the frames each crop has
+        torch.testing.assert_close(inferred[:frames, j], trained.detach()[:frames, j], atol=1e-5, rtol=1e-4)
+
+
 def test_checkpoint_roundtrip_fp16(tmp_path):
     cfg = CRNNConfig(chars="abc")
     model = CRNN(cfg)

@@ -109,7 +109,9 @@ class CRNN(nn.Module):
         if widths is None or bool((widths >= x.shape[-1]).all()):
             return x
         cols = torch.arange(x.shape[-1], device=x.device)
-        return x * (cols[None, :] < widths[:, None]).to(x.dtype)[:, None, None, :]
+        mask = (cols[None, :] < widths[:, None]).to(x.dtype)[:, None, None, :]
+        # Without autograd (inference) in place: no second feature map the size of the first.
+        return x * mask if torch.is_grad_enabled() and x.requires_grad else x.mul_(mask)
 
     def frames(self, widths: torch.Tensor) -> torch.Tensor:
         """Number of output frames for input widths (pixels)."""
