@@ -534,7 +534,7 @@ def _detector_boxes(weights_det):
 
 @main.group()
 def train():
-    """Train the recogniser or the detector (resumable; Ctrl-C writes a checkpoint)."""
+    """Train the recogniser, the detector, the word splitter or the language prior."""
 
 
 @train.command("rec")
@@ -591,6 +591,22 @@ def train_rec(out, steps, batch_size, lr, real, real_ratio, corpus, corpus_ratio
                            orient_tall=not no_orient_tall))
     except CorpusError as err:
         raise click.ClickException(printable(str(err))) from None
+
+
+@train.command("prior")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="prior file to write (.npz); the shipped one is scenetext/models/prior-en.npz")
+def train_prior(out):
+    """Build the English language prior from wordfreq's frequencies (word table and character
+    n-gram model) and write it as plain arrays; then `scenetext models --refresh`."""
+    from .recognition.lm import build_english_prior, wordfreq_source
+
+    prior = build_english_prior()
+    try:
+        prior.save(out, source=wordfreq_source())
+    except OSError as err:
+        raise click.ClickException(f"cannot write {printable(str(out))}: {err.strerror or err}") from None
+    click.echo(f"{printable(str(out))}: {len(prior.frequencies)} words, n-gram order {prior.ngram.order}", err=True)
 
 
 @main.command("finetune")

@@ -1,6 +1,7 @@
 """Model folders: the models shipped inside the package, and folders of models a user trained.
 
-A model folder holds model files (``*.pt``, see :mod:`scenetext.checkpoint`) and
+A model folder holds model files (``*.pt``, see :mod:`scenetext.checkpoint`; language priors,
+``*.npz``, see :meth:`scenetext.recognition.lm.WordPrior.save`) and
 ``manifest.json``, one entry per file: its name, kind, role, size, sha256, the settings stored
 with it and its model-card figures. The shipped folder is ``scenetext/models/`` inside the
 installed package (found with :mod:`importlib.resources`, so it works from a wheel as from a
@@ -11,7 +12,7 @@ refused with one line naming it (:class:`ManifestError`).
 
     >>> from scenetext import shipped
     >>> [m.name for m in shipped.manifest()]
-    ['crnn', 'ctpn', 'wordsplit', 'crnn-fast', 'crnn-small']
+    ['crnn', 'ctpn', 'wordsplit', 'crnn-fast', 'crnn-small', 'prior-en']
     >>> shipped.model_path("crnn")          # verified path of the default recogniser
 """
 
@@ -30,7 +31,7 @@ __all__ = ["ManifestError", "ModelEntry", "manifest", "model_path", "models_dir"
 MANIFEST_NAME = "manifest.json"
 #: The file each role loads when no file is given.
 DEFAULTS = {"detector": "ctpn", "recogniser": "crnn", "word splitter": "wordsplit"}
-_ROLES = {"ctpn": "detector", "crnn": "recogniser", "wordsplit": "word splitter"}
+_ROLES = {"ctpn": "detector", "crnn": "recogniser", "wordsplit": "word splitter", "prior": "language prior"}
 
 
 class ManifestError(ValueError):
@@ -142,13 +143,21 @@ def refresh_manifest(folder: str | os.PathLike | None = None, figures: dict[str,
     folder = Path(folder) if folder is not None else models_dir()
     old = {e.name: e for e in manifest(folder)} if _manifest_file(folder).is_file() else {}
     entries = []
-    for path in sorted(folder.glob("*.pt"), key=lambda p: (p.stem not in DEFAULTS.values(), p.stem)):
-        ck = checkpoint.load(path)
+    files = [*folder.glob("*.pt"), *folder.glob("*.npz")]
+    for path in sorted(files, key=lambda p: (p.stem not in DEFAULTS.values(), p.suffix != ".pt", p.stem)):
+        if path.suffix == ".npz":  # a language prior (scenetext.recognition.lm.WordPrior.save)
+            from .recognition.lm import WordPrior
+
+            WordPrior.load(path)
+            kind, settings = "prior", {}
+        else:
+            ck = checkpoint.load(path)
+            kind, settings = ck["kind"], dict(ck.get("meta", {}).get("settings", {}))
         name = path.stem
         previous = old.get(name)
         entries.append(ModelEntry(
-            name=name, file=path.name, kind=ck["kind"], role=_ROLES.get(ck["kind"], ck["kind"]),
-            size=path.stat().st_size, sha256=sha256(path), settings=dict(ck.get("meta", {}).get("settings", {})),
+            name=name, file=path.name, kind=kind, role=_ROLES.get(kind, kind),
+            size=path.stat().st_size, sha256=sha256(path), settings=settings,
             figures=(figures or {}).get(name, previous.figures if previous else {}),
             description=(descriptions or {}).get(name, previous.description if previous else ""),
         ))

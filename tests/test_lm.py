@@ -70,6 +70,55 @@ def test_the_word_table_is_the_mapping_it_was_built_from():
     assert len(WordTable({})) == 0 and "a" not in WordTable({})
 
 
+def test_a_saved_prior_loads_back_as_the_same_prior(tiny, tmp_path):
+    path = tmp_path / "prior.npz"
+    tiny.save(path, source="hand-made")
+    loaded = WordPrior.load(path)
+    assert loaded.name == "tiny" and loaded.word_share == tiny.word_share and dict(loaded.frequencies) == dict(tiny.frequencies)
+    np.testing.assert_array_equal(loaded.ngram.table, tiny.ngram.table)
+    for text in ("house", "horse", "Genaxis", "A12", "$2.50", "the house", "zq"):
+        assert loaded.logp(text) == tiny.logp(text) and loaded.score(text).known == tiny.score(text).known
+    with np.load(path, allow_pickle=False) as z:  # plain arrays only: readable without pickle
+        assert str(z["source"]) == "hand-made" and z["keys"].dtype.kind == "S"
+
+
+def test_a_file_that_is_not_a_prior_is_refused_in_one_line(tiny, tmp_path):
+    from scenetext.recognition.lm import WordTable
+
+    path = tmp_path / "prior.npz"
+    tiny.save(path)
+    with np.load(path) as z:
+        fields = {k: z[k] for k in z.files}
+    cases = {"other.npz": dict(fields, kind=np.array("crnn")), "short.npz": dict(fields, ngram=fields["ngram"][0]),
+             "unsorted.npz": dict(fields, keys=fields["keys"][::-1])}
+    for name, arrays in cases.items():
+        np.savez(tmp_path / name, **arrays)
+    np.savez(tmp_path / "pickled.npz", kind=np.array([{"a": 1}], dtype=object))
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    for name in [*cases, "pickled.npz", "junk.npz", "missing.npz"]:
+        with pytest.raises(ValueError, match="cannot load the language prior") as err:
+            WordPrior.load(tmp_path / name)
+        assert name in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="sorted"):
+        WordTable.from_arrays(np.array([b"b", b"a"]), np.array([1.0, 2.0]))
+
+
+def test_the_shipped_prior_is_what_the_builder_makes_from_wordfreq(english):
+    from scenetext.recognition.lm import ENGLISH_PRIOR, build_english_prior, wordfreq_source
+    from scenetext.shipped import find, model_path
+
+    assert find(ENGLISH_PRIOR).role == "language prior"
+    with np.load(model_path(ENGLISH_PRIOR), allow_pickle=False) as z:
+        source = str(z["source"])
+    if source != wordfreq_source():
+        pytest.skip(f"the shipped prior was built from {source}, this environment has {wordfreq_source()}")
+    built = build_english_prior()
+    for mine, theirs in zip(english.frequencies.arrays(), built.frequencies.arrays()):
+        np.testing.assert_array_equal(mine, theirs)
+    np.testing.assert_array_equal(english.ngram.table, built.ngram.table)
+    assert english.name == built.name == "en"
+
+
 def test_tokens_fold_case_digits_and_punctuation():
     assert tokens("SCH00L") == ["sch00l"]
     assert tokens("$2.50") == ["000"]

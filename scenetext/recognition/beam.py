@@ -260,7 +260,8 @@ class PriorDecoder:
 
 def check_lm(value) -> None:
     """Refuse an ``lm`` option :func:`lm_decoder` cannot use (ValueError, with the reason), without
-    building the prior; also when the English prior's ``wordfreq`` package is not installed."""
+    loading the prior; also where the package ships no English prior and the ``wordfreq`` package
+    it would be built from is not installed."""
     if value is None or value is False or isinstance(value, PriorDecoder):
         return
     if isinstance(value, str) and value != "en":
@@ -271,14 +272,20 @@ def check_lm(value) -> None:
         raise ValueError(f"lm weight must be a finite number >= 0, got {value!r}")
     import importlib.util
 
-    if importlib.util.find_spec("wordfreq") is None:
-        raise ValueError("the language prior needs wordfreq: pip install wordfreq")
+    from ..shipped import ManifestError, find
+    from .lm import ENGLISH_PRIOR
+
+    try:
+        find(ENGLISH_PRIOR)
+    except ManifestError:
+        if importlib.util.find_spec("wordfreq") is None:
+            raise ValueError("the language prior needs wordfreq: pip install wordfreq") from None
 
 
 def lm_decoder(value) -> PriorDecoder | None:
     """The decoder an ``lm`` option asks for: None for off (None, False), the English prior with
     the default settings (True, ``"en"``) or at a weight (a number), or the given decoder. The
-    English prior is built the first time one is asked for."""
+    English prior is loaded the first time one is asked for."""
     check_lm(value)
     if value is None or value is False:
         return None

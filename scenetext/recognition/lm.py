@@ -13,9 +13,12 @@ fair probability:
 The word frequencies are those of the ``wordfreq`` package (English, shipped inside its wheel; a
 dependency of scenetext): the ~94,000 words of ASCII letters, digits and apostrophes seen
 at least once in ten million words. The n-gram model (order 4, interpolated Witten-Bell) is
-trained on the same words, weighted by their Zipf value. Both are built in about a second the
-first time the prior is asked for and then stay in memory, ~20 MB (:func:`english_prior`);
-nothing is downloaded or written.
+trained on the same words, weighted by their Zipf value. Both ship inside the package, built
+(:func:`build_english_prior`, ``scenetext train prior``) and stored as plain arrays
+(``scenetext/models/prior-en.npz``, :meth:`WordPrior.save`), so a process loads them in ~10 ms
+with no Python object per word (:func:`english_prior`); nothing is downloaded or written.
+Building them in the reading process instead takes ~0.7 s and leaves ~15 MB of freed word
+objects scattered in its heap. Without the shipped file the prior is built from ``wordfreq``.
 
 How the prior re-ranks readings is :mod:`scenetext.recognition.beam`'s job.
 """
@@ -30,12 +33,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CharNgram", "TextScore", "WordPrior", "WordTable", "english_prior", "fold", "tokens"]
+__all__ = ["CharNgram", "ENGLISH_PRIOR", "PRIOR_FORMAT", "TextScore", "WordPrior", "WordTable", "build_english_prior",
+           "english_prior", "fold", "tokens", "wordfreq_source"]
 
 #: Symbols of the n-gram model: 0 is the word boundary, then a-z, any digit, the apostrophe and
 #: any other letter (accented and non-Latin letters share one symbol).
 BOUNDARY, DIGIT, APOSTROPHE, OTHER = 0, 27, 28, 29
 NUM_SYMBOLS = 30
+#: Version of the file layout :meth:`WordPrior.save` writes.
+PRIOR_FORMAT = 1
 _TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 _DIGITS = re.compile(r"\d")
 _PUNCTUATION = re.compile(r"[^\w\s']|_")
@@ -136,6 +142,25 @@ class WordTable(Mapping):
         self._keys = np.array([k for k, _ in items], dtype=f"S{max((len(k) for k, _ in items), default=1)}")
         self._values = np.fromiter((v for _, v in items), np.float64, len(items))
 
+    @classmethod
+    def from_arrays(cls, keys: np.ndarray, values: np.ndarray) -> WordTable:
+        """The table of :meth:`arrays` (as a prior file stores it), checked: byte strings in
+        strictly increasing order, one finite frequency each."""
+        keys, values = np.asarray(keys), np.asarray(values, np.float64)
+        if keys.dtype.kind != "S" or keys.ndim != 1 or values.shape != keys.shape:
+            raise ValueError("a word table is a 1-D array of byte strings and one frequency per word")
+        if len(keys) > 1 and not bool((keys[1:] > keys[:-1]).all()):
+            raise ValueError("a word table's words must be sorted and distinct")
+        if not bool(np.isfinite(values).all()):
+            raise ValueError("a word table's frequencies must be finite")
+        table = cls.__new__(cls)
+        table._keys, table._values = keys, values
+        return table
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The words (sorted, fixed-width UTF-8 bytes) and their frequencies."""
+        return self._keys, self._values
+
     def _index(self, word: object) -> int:
         if not isinstance(word, str) or not len(self._keys):
             return -1
@@ -204,6 +229,41 @@ class WordPrior:
         ngram = CharNgram.train(words, np.maximum(zipf - 1.0, 0.5), order=order)
         return cls(WordTable(folded), ngram, **kwargs)
 
+    def save(self, path, source: str = "") -> None:
+        """Write the prior as plain arrays (NumPy's ``.npz``, no pickled objects): its words,
+        their frequencies, the n-gram table and its settings; ``source`` says where the words
+        came from. :meth:`load` reads it back."""
+        import io
+
+        from ..imageio import atomic_write_bytes
+
+        table = self.frequencies if isinstance(self.frequencies, WordTable) else WordTable(self.frequencies)
+        keys, values = table.arrays()
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, kind=np.array("prior"), format=np.array(PRIOR_FORMAT), name=np.array(self.name),
+                            source=np.array(source), word_share=np.array(self.word_share), keys=keys, values=values,
+                            order=np.array(self.ngram.order), ngram=self.ngram.table)
+        atomic_write_bytes(path, buffer.getvalue())
+
+    @classmethod
+    def load(cls, path, **kwargs) -> WordPrior:
+        """A prior written by :meth:`save`. Only arrays are read (never pickled objects); a file
+        that is not such a prior raises ``ValueError`` naming it."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                fields = {name: z[name] for name in z.files}
+            if str(fields["kind"]) != "prior" or int(fields["format"]) != PRIOR_FORMAT:
+                raise ValueError(f"not a prior file of format {PRIOR_FORMAT}")
+            order, ngram = int(fields["order"]), fields["ngram"].astype(np.float32, copy=False)
+            if ngram.shape != (NUM_SYMBOLS,) * order:
+                raise ValueError(f"its n-gram table has shape {ngram.shape}, not {(NUM_SYMBOLS,) * order}")
+            table = WordTable.from_arrays(fields["keys"], fields["values"])
+            kwargs.setdefault("word_share", float(fields["word_share"]))
+            kwargs.setdefault("name", str(fields["name"]))
+        except (OSError, KeyError, ValueError, TypeError) as err:
+            raise ValueError(f"{path}: cannot load the language prior: {err}".splitlines()[0]) from None
+        return cls(table, CharNgram(order, ngram), **kwargs)
+
     def _token_logp(self, token: str) -> float:
         p_char = math.exp(self.ngram.logp(token))
         p = self.word_share * self.frequencies.get(token, 0.0) + (1.0 - self.word_share) * p_char
@@ -236,21 +296,24 @@ def _wordfreq_english(min_zipf: float = 2.0) -> dict[str, float]:
     """wordfreq's English frequencies of the words made of ASCII letters, digits and apostrophes
     (the others hold letters the recogniser does not read) of at least ``min_zipf`` (2: once in
     ten million words, about 100,000 words; rarer ones changed no held-out reading)."""
-    buckets = _wordfreq_buckets("en")[: int(100 * (9 - min_zipf)) + 1]
+    buckets = _wordfreq_buckets("en", int(100 * (9 - min_zipf)) + 1)
     ascii_word = re.compile(r"[a-z0-9']+\Z")
     # Bucket i holds the words of frequency 10 ** (-i / 100) (centibels), as wordfreq reads them.
     return {word: 10.0 ** (-i / 100) for i, bucket in enumerate(buckets) for word in bucket if ascii_word.match(word)}
 
 
-def _wordfreq_buckets(language: str) -> list[list[str]]:
-    """The word lists of wordfreq's ``large_<language>`` data file by frequency bucket.
+def _wordfreq_buckets(language: str, count: int) -> list[list[str]]:
+    """The word lists of the ``count`` most frequent buckets of wordfreq's ``large_<language>``
+    data file.
 
     The file is read as wordfreq documents its format (a gzipped msgpack list: a header
     ``{"format": "cB", "version": 1}``, then one list of words per centibel), without importing
     wordfreq itself, whose text-processing dependencies would add ~10 MB to every process that
-    reads; where the file is not where wordfreq keeps it, or not in that format, through
-    wordfreq's own reader. Not through ``get_frequency_dict`` either way: it would keep a second
-    copy in wordfreq's cache."""
+    reads, and only as far as the buckets asked for: the English file holds ~320,000 words, the
+    prior keeps ~96,000, and the Python strings of the others, once freed, would stay scattered in
+    the process's heap (~20 MB). Where the file is not where wordfreq keeps it, or not in that
+    format, through wordfreq's own reader. Not through ``get_frequency_dict`` either way: it would
+    keep a second copy in wordfreq's cache."""
     import gzip
     import importlib.util
     from pathlib import Path
@@ -260,23 +323,54 @@ def _wordfreq_buckets(language: str) -> list[list[str]]:
         raise ImportError("the language prior needs wordfreq: pip install wordfreq")
     folders = list(spec.submodule_search_locations or [])
     path = Path(folders[0]) / "data" / f"large_{language}.msgpack.gz" if folders else None
-    if path is not None and path.is_file():
+    try:
+        import msgpack
+    except ImportError:
+        msgpack = None
+    if msgpack is not None and path is not None and path.is_file():
         try:
-            import msgpack
-
             with gzip.open(path, "rb") as f:
-                data = msgpack.load(f, raw=False)
-        except (ImportError, OSError, ValueError):
-            data = None
-        if data and isinstance(data[0], dict) and data[0].get("format") == "cB" and data[0].get("version") == 1:
-            return data[1:]
+                unpacker = msgpack.Unpacker(f, raw=False)
+                size = unpacker.read_array_header()
+                header = unpacker.unpack() if size else None
+                if isinstance(header, dict) and header.get("format") == "cB" and header.get("version") == 1:
+                    return [unpacker.unpack() for _ in range(min(count, size - 1))]
+        except (OSError, ValueError, msgpack.UnpackException):
+            pass
     import wordfreq
 
-    return wordfreq.read_cBpack(wordfreq.available_languages("best")[language])
+    return wordfreq.read_cBpack(wordfreq.available_languages("best")[language])[:count]
+
+
+#: The shipped English prior's name in the package's model manifest.
+ENGLISH_PRIOR = "prior-en"
+
+
+def build_english_prior() -> WordPrior:
+    """The English prior built from ``wordfreq``'s frequencies (what the shipped file holds)."""
+    return WordPrior.from_words(_wordfreq_english(), name="en")
+
+
+def wordfreq_source() -> str:
+    """Where :func:`build_english_prior`'s words come from, as a prior file records it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"wordfreq {version('wordfreq')} large_en, Zipf >= 2"
+    except PackageNotFoundError:
+        return "wordfreq large_en, Zipf >= 2"
 
 
 @functools.lru_cache(maxsize=1)
 def english_prior() -> WordPrior:
-    """The English prior (``wordfreq``'s frequencies), built on the first call and kept."""
-    return WordPrior.from_words(_wordfreq_english(), name="en")
+    """The English prior, loaded on the first call and kept: the file shipped in the package
+    (checked against its manifest entry), or, where the package lists none, built from
+    ``wordfreq``."""
+    from ..shipped import ManifestError, find, models_dir, verify
+
+    try:
+        entry = find(ENGLISH_PRIOR)
+    except ManifestError:
+        return build_english_prior()
+    return WordPrior.load(verify(models_dir(), entry))
 
