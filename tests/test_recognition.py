@@ -259,11 +259,15 @@ def test_eval_rec_cli_reports_protocol_figures(tmp_path):
 
 
 def _printed_word(text="RIVER"):
-    import cv2
+    """A clean dark word on white, 60 px tall, in Pillow's built-in font (its drawing does not
+    change between OpenCV releases, whose putText strokes do)."""
+    from PIL import Image, ImageDraw, ImageFont
 
-    canvas = np.full((60, 40 + 34 * len(text), 3), 255, np.uint8)
-    cv2.putText(canvas, text, (14, 45), cv2.FONT_HERSHEY_SIMPLEX, 1.4, (20, 20, 20), 3)
-    return canvas
+    font = ImageFont.load_default(size=40)
+    left, top, right, bottom = font.getbbox(text)
+    canvas = Image.new("RGB", (right - left + 28, 60), (255, 255, 255))
+    ImageDraw.Draw(canvas).text((14 - left, (60 - (bottom - top)) // 2 - top), text, font=font, fill=(20, 20, 20))
+    return np.asarray(canvas).copy()
 
 
 def test_tall_crops_are_read_in_the_orientation_that_reads_best():
