@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -95,7 +97,8 @@ def test_a_file_that_is_not_a_prior_is_refused_in_one_line(tiny, tmp_path):
         np.savez(tmp_path / name, **arrays)
     np.savez(tmp_path / "pickled.npz", kind=np.array([{"a": 1}], dtype=object))
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    for name in [*cases, "pickled.npz", "junk.npz", "missing.npz"]:
+    os.mkfifo(tmp_path / "fifo.npz")
+    for name in [*cases, "pickled.npz", "junk.npz", "missing.npz", "fifo.npz"]:
         with pytest.raises(ValueError, match="cannot load the language prior") as err:
             WordPrior.load(tmp_path / name)
         assert name in str(err.value) and "\n" not in str(err.value)

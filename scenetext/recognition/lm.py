@@ -15,7 +15,7 @@ dependency of scenetext): the ~94,000 words of ASCII letters, digits and apostro
 at least once in ten million words. The n-gram model (order 4, interpolated Witten-Bell) is
 trained on the same words, weighted by their Zipf value. Both ship inside the package, built
 (:func:`build_english_prior`, ``scenetext train prior``) and stored as plain arrays
-(``scenetext/models/prior-en.npz``, :meth:`WordPrior.save`), so a process loads them in ~10 ms
+(``scenetext/models/prior-en.npz``, :meth:`WordPrior.save`), so a process loads them in ~40 ms
 with no Python object per word (:func:`english_prior`); nothing is downloaded or written.
 Building them in the reading process instead takes ~0.7 s and leaves ~15 MB of freed word
 objects scattered in its heap. Without the shipped file the prior is built from ``wordfreq``.
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -250,6 +251,8 @@ class WordPrior:
         """A prior written by :meth:`save`. Only arrays are read (never pickled objects); a file
         that is not such a prior raises ``ValueError`` naming it."""
         try:
+            if not os.path.isfile(path):  # not opened at all: a FIFO or device could block
+                raise ValueError("not a regular file")
             with np.load(path, allow_pickle=False) as z:
                 fields = {name: z[name] for name in z.files}
             if str(fields["kind"]) != "prior" or int(fields["format"]) != PRIOR_FORMAT:
@@ -335,7 +338,7 @@ def _wordfreq_buckets(language: str, count: int) -> list[list[str]]:
                 header = unpacker.unpack() if size else None
                 if isinstance(header, dict) and header.get("format") == "cB" and header.get("version") == 1:
                     return [unpacker.unpack() for _ in range(min(count, size - 1))]
-        except (OSError, ValueError, msgpack.UnpackException):
+        except (OSError, EOFError, ValueError, msgpack.UnpackException):
             pass
     import wordfreq
 
