@@ -90,13 +90,15 @@ def _word_crops(n: int) -> tuple[list[np.ndarray], str]:
 def bench_recognizer_lm(batches: int = 10, rounds: int = 3) -> list[dict] | None:
     """The recogniser with the language prior (``--lm``) and without it, on the same crops of real
     words, in turn (the best of ``rounds`` each, the prior's cache emptied every time, so every
-    word is scored afresh); None where the prior's wordfreq package is not installed."""
-    import importlib.util
-
-    from scenetext.recognition.beam import lm_decoder
+    word is scored afresh); None where no prior can be had (no shipped prior file and no wordfreq)."""
+    from scenetext.recognition.beam import check_lm, lm_decoder
     from scenetext.recognition.predictor import DEFAULT_WEIGHTS, Recognizer
 
-    if importlib.util.find_spec("wordfreq") is None or not DEFAULT_WEIGHTS.is_file():
+    try:
+        check_lm(True)
+    except ValueError:
+        return None
+    if not DEFAULT_WEIGHTS.is_file():
         return None
     plain = Recognizer.load(batch_size=64)
     with_lm = Recognizer(plain.model, batch_size=64, lm=lm_decoder(True))

@@ -59,7 +59,7 @@ def main() -> None:
     texts = [s.text for _, s in held]
     lm = args.lm_weight if args.lm_weight is not None else (True if args.lm else None)
     rec = Recognizer.load(args.weights, lm=lm_decoder(lm))
-    rec.recognize(images[:64])  # warm-up (and the prior built) before timing
+    rec.recognize(images[:64])  # warm-up (and the prior loaded) before timing
     start = time.perf_counter()
     predictions = [d.text for d in rec.recognize(images)]
     seconds = time.perf_counter() - start
