@@ -272,14 +272,10 @@ def check_lm(value) -> None:
         raise ValueError(f"lm weight must be a finite number >= 0, got {value!r}")
     import importlib.util
 
-    from ..shipped import ManifestError, find
-    from .lm import ENGLISH_PRIOR
+    from .lm import shipped_english_prior
 
-    try:
-        find(ENGLISH_PRIOR)
-    except ManifestError:
-        if importlib.util.find_spec("wordfreq") is None:
-            raise ValueError("the language prior needs wordfreq: pip install wordfreq") from None
+    if shipped_english_prior() is None and importlib.util.find_spec("wordfreq") is None:
+        raise ValueError("the language prior needs wordfreq: pip install wordfreq")
 
 
 def lm_decoder(value) -> PriorDecoder | None:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["CharNgram", "ENGLISH_PRIOR", "PRIOR_FORMAT", "TextScore", "WordPrior", "WordTable", "build_english_prior",
-           "english_prior", "fold", "tokens", "wordfreq_source"]
+           "english_prior", "fold", "shipped_english_prior", "tokens", "wordfreq_source"]
 
 #: Symbols of the n-gram model: 0 is the word boundary, then a-z, any digit, the apostrophe and
 #: any other letter (accented and non-Latin letters share one symbol).
@@ -364,16 +364,23 @@ def wordfreq_source() -> str:
         return "wordfreq large_en, Zipf >= 2"
 
 
+def shipped_english_prior():
+    """The package's manifest entry for the English prior file, or None where it lists none."""
+    from ..shipped import ManifestError, find
+
+    try:
+        return find(ENGLISH_PRIOR)
+    except ManifestError:
+        return None
+
+
 @functools.lru_cache(maxsize=1)
 def english_prior() -> WordPrior:
     """The English prior, loaded on the first call and kept: the file shipped in the package
     (checked against its manifest entry), or, where the package lists none, built from
     ``wordfreq``."""
-    from ..shipped import ManifestError, find, models_dir, verify
+    from ..shipped import models_dir, verify
 
-    try:
-        entry = find(ENGLISH_PRIOR)
-    except ManifestError:
-        return build_english_prior()
-    return WordPrior.load(verify(models_dir(), entry))
+    entry = shipped_english_prior()
+    return build_english_prior() if entry is None else WordPrior.load(verify(models_dir(), entry))
 
