@@ -471,12 +471,13 @@ class OutputWriter:
 
     def write_files(self, job: ImageJob, rgb, page: "PageResult") -> None:
         """The annotated copy and the per-image data file (safe to call from worker threads)."""
-        from .imageio import encode_image
-        from .render import render
+        from .imageio import encode_jpeg
+        from .render import render_image
 
         if self.annotate:
-            path = self._path(job, ANNOTATED_SUFFIX)
-            self.store.write_bytes(path, encode_image(path, render(rgb, page), quality=90, comment=ANNOTATED_MARK))
+            # Encoded from the drawing itself: no array copy of it and no BGR copy for OpenCV.
+            jpeg = encode_jpeg(render_image(rgb, page), quality=90, comment=ANNOTATED_MARK)
+            self.store.write_bytes(self._path(job, ANNOTATED_SUFFIX), jpeg)
         if self.fmt == "json":
             self.store.write_bytes(self._path(job, ".json"), (page.to_json() + "\n").encode("utf-8"))
         elif self.fmt == "txt":

@@ -32,6 +32,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from . import mapped
+
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
@@ -45,6 +47,7 @@ __all__ = [
     "decode_bytes",
     "decode_image",
     "encode_image",
+    "encode_jpeg",
     "image_size",
     "is_image_path",
     "jpeg_comments",
@@ -316,7 +319,7 @@ def _pil_mode_to_rgb(img: Image.Image, name: str) -> np.ndarray:
         return _array_to_rgb(np.asarray(img, dtype=np.float32), name)
     bits = _pil_bit_depth(img) if img.mode in _SIXTEEN_BIT_MODES else 8
     width, height = img.size
-    rgb = np.empty((height, width, 3), np.uint8)
+    rgb = mapped.empty((height, width, 3), np.uint8)  # kept while the models run: off their heap
     rows = max(1, _STRIP_PIXELS // max(width, 1))
     for top in range(0, height, rows):
         rgb[top:top + rows] = _pil_strip_to_rgb(img.crop((0, top, width, min(top + rows, height))), name, bits)
@@ -479,6 +482,17 @@ def encode_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 90, co
             raise ValueError(f"{path}: only JPEG files carry a comment")
         data = _with_jpeg_comment(data, comment)
     return data
+
+
+def encode_jpeg(image: Image.Image, quality: int = 90, comment: bytes | None = None) -> bytes:
+    """A PIL image encoded as JPEG by Pillow, straight from its pixels; ``quality`` 0-100 and
+    ``comment`` as for :func:`encode_image` (one COM segment before the image data)."""
+    if comment is not None and len(comment) > 65533:
+        raise ValueError("a JPEG comment holds at most 65533 bytes")
+    out = io.BytesIO()
+    options = {"comment": comment} if comment is not None else {}
+    image.save(out, format="JPEG", quality=int(quality), **options)
+    return out.getvalue()
 
 
 def _with_jpeg_comment(jpeg: bytes, comment: bytes) -> bytes:

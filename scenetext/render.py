@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .results import Line, PageResult
 
-__all__ = ["CONFIDENCE_COLOURS", "confidence_colour", "render"]
+__all__ = ["CONFIDENCE_COLOURS", "confidence_colour", "render", "render_image"]
 
 #: ``(upper bound, RGB colour)``: the first bound above the confidence picks the colour.
 CONFIDENCE_COLOURS = ((0.5, (220, 40, 40)), (0.8, (245, 150, 20)), (float("inf"), (30, 170, 60)))
@@ -42,6 +42,11 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
 def render(rgb: np.ndarray, page: PageResult, max_side: int = DEFAULT_MAX_SIDE) -> np.ndarray:
     """Draw ``page``'s lines over ``rgb`` (the image it was read from); returns a new RGB array,
     scaled down to at most ``max_side`` pixels on the long side."""
+    return np.asarray(render_image(rgb, page, max_side))
+
+
+def render_image(rgb: np.ndarray, page: PageResult, max_side: int = DEFAULT_MAX_SIDE) -> Image.Image:
+    """:func:`render` as the RGB PIL image drawn on (what Pillow encodes without another copy)."""
     height, width = rgb.shape[:2]
     scale = min(1.0, max_side / max(height, width))
     if scale < 1.0:
@@ -56,7 +61,7 @@ def render(rgb: np.ndarray, page: PageResult, max_side: int = DEFAULT_MAX_SIDE) 
     placed: list[tuple[float, float, float, float]] = []
     for line in page.lines:
         placed.append(_draw_label(draw, line, scale, long_side, canvas.size, placed))
-    return np.asarray(canvas)
+    return canvas
 
 
 def _points(polygon: list[list[float]], scale: float) -> list[tuple[float, float]]:

@@ -20,8 +20,10 @@ from scenetext.imageio import (
     atomic_write_bytes,
     atomic_write_text,
     check_writable_dir,
+    encode_jpeg,
     image_size,
     is_image_path,
+    jpeg_comments,
     load_image,
 )
 
@@ -327,6 +329,20 @@ def test_atomic_save_image_jpeg_and_gray(tmp_path: Path) -> None:
     gray = np.full((3, 4), 90, dtype=np.uint8)
     atomic_save_image(tmp_path / "gray.png", gray)
     assert (load_image(tmp_path / "gray.png") == 90).all()
+
+
+def test_encode_jpeg_writes_the_pil_image_with_its_comment(tmp_path: Path) -> None:
+    canvas = Image.new("RGB", (40, 24), (250, 10, 10))
+    canvas.paste((10, 10, 250), (20, 0, 40, 24))
+    data = encode_jpeg(canvas, quality=95, comment=b"scenetext annotated copy")
+    assert jpeg_comments(data[:4096]) == [b"scenetext annotated copy"]
+    (tmp_path / "out.jpg").write_bytes(data)
+    back = load_image(tmp_path / "out.jpg")
+    assert_rgb(back, 24, 40)
+    assert back[12, 5, 0] > 230 and back[12, 5, 2] < 30 and back[12, 35, 2] > 230 and back[12, 35, 0] < 30
+    assert jpeg_comments(encode_jpeg(canvas)[:4096]) == []
+    with pytest.raises(ValueError, match="65533"):
+        encode_jpeg(canvas, comment=b"x" * 65534)
 
 
 def test_atomic_save_image_rejects_bad_input(tmp_path: Path) -> None:

@@ -128,6 +128,7 @@ def test_padded_batch_gives_the_same_result_as_alone(variant):
     crops = [rng.integers(0, 255, (32, w, 3), dtype=np.uint8) for w in (40, 96, 164, 300)]
     rec = Recognizer(model, max_batch_columns=600)  # 40, 96, 164 together; 300 alone
     batched = rec.log_probs(crops)
+    assert all(lp.base is None for lp in batched)  # copies: each batch's whole output is freed at once
     for crop, lp in zip(crops, batched):
         alone = rec.log_probs([crop])[0]
         assert lp.shape == alone.shape
