@@ -12,7 +12,8 @@ annotated copies are encoded by Pillow from the drawing itself (no array or BGR 
 the recogniser runs its widest batch first (each later batch fits where an earlier one was) and
 keeps copies of each crop's outputs, not views that would hold a whole batch's. Together with
 recogniser batches bounded at 8,192 columns these took the 200-photo peak of ``scenetext run``
-from ~470-500 to ~435 MB at the same images per second (``python benchmarks/bench.py folder``).
+from 470-500 to 428-452 MB (median 437 over 15 runs) at the same images per second
+(``python benchmarks/bench.py folder``).
 
 Reading photo after photo allocates and frees many buffers of a few to a few tens of MB (the
 detector's feature maps, batches of crops). glibc's allocator raises its mmap threshold each

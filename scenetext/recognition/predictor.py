@@ -30,7 +30,7 @@ class Recognizer:
         self.config: CRNNConfig = model.config
         self.charset = self.config.charset
         self.batch_size = batch_size
-        # Bounds one forward pass: 64 crops of 128 columns need ~18 MB of activations, while 64
+        # Bounds one forward pass: 64 crops of 128 columns need ~20 MB of activations, while 64
         # padded to 1,024 columns needed ~140 MB and set the pipeline's peak memory (and batches
         # of 8,192 columns read a folder's crops no slower than batches of 16,384).
         self.max_batch_columns = max_batch_columns
