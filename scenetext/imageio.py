@@ -321,6 +321,9 @@ def _pil_mode_to_rgb(img: Image.Image, name: str) -> np.ndarray:
     width, height = img.size
     rgb = mapped.empty((height, width, 3), np.uint8)  # kept while the models run: off their heap
     rows = max(1, _STRIP_PIXELS // max(width, 1))
+    if rows >= height:  # one strip: the image itself, not a cropped copy of it
+        rgb[:] = _pil_strip_to_rgb(img, name, bits)
+        return rgb
     for top in range(0, height, rows):
         rgb[top:top + rows] = _pil_strip_to_rgb(img.crop((0, top, width, min(top + rows, height))), name, bits)
     return rgb
@@ -348,7 +351,7 @@ def _pil_strip_to_rgb(strip: Image.Image, name: str, bits: int) -> np.ndarray:
         return np.repeat(gray[:, :, None], 3, axis=2)
     if strip.has_transparency_data:
         return _array_to_rgb(np.asarray(strip.convert("RGBA")), name)
-    return np.asarray(strip.convert("RGB"))
+    return np.asarray(strip if strip.mode == "RGB" else strip.convert("RGB"))
 
 
 def _array_to_rgb(array: np.ndarray, name: str) -> np.ndarray:
