@@ -1,9 +1,9 @@
 """Keep a long-running reading process's memory flat.
 
 By default the :class:`~scenetext.reader.Reader` only hands the heap's free pages back to the
-system after the detector's pass over a batch of images and after the batch (:func:`trim_heap`,
-glibc's ``malloc_trim``): it changes no setting, costs a few milliseconds per batch, and keeps
-the resident size near what one batch needs. :func:`bound_heap` is the stronger, opt-in
+system after each batch of images, and for a batch of several also after the detector's pass
+over them (:func:`trim_heap`, glibc's ``malloc_trim``): it changes no setting, costs a few
+milliseconds per batch, and keeps the resident size near what one batch needs. :func:`bound_heap` is the stronger, opt-in
 alternative described below.
 
 The pipeline also keeps what outlives the models' buffers out of their way, so the heap they

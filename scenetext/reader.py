@@ -126,10 +126,10 @@ class Reader:
             writes): its detector and recogniser are loaded, the shipped ones for a role it
             lacks; ``detector_weights``/``recognizer_weights`` win over it.
         max_aspect: crops wider than this many heights are split (see :mod:`scenetext.crop`).
-        trim_memory: after the detector's pass over a batch of images and after the batch,
-            hand the heap's free pages back to the system (glibc ``malloc_trim``; no setting
-            changes), which keeps a long run's memory near one batch's needs
-            (:mod:`scenetext.memory`).
+        trim_memory: after each batch of images (and, for several, also after the detector's
+            pass over them), hand the heap's free pages back to the system (glibc
+            ``malloc_trim``; no setting changes), which keeps a long run's memory near one
+            batch's needs (:mod:`scenetext.memory`).
         bound_memory: also fix the C allocator's mmap threshold, a process-wide setting that
             keeps memory flatter still at a cost in speed (off unless asked).
         backend: where the networks of the models loaded here run: ``"torch"`` or
@@ -319,7 +319,7 @@ class Reader:
         if not images:
             return []
         found = [self._detect(image.rgb) for image in images]
-        if self.trim_memory:  # the detector's feature maps are gone: the recogniser starts afresh
+        if self.trim_memory and len(images) > 1:  # the detector's maps of several photos are gone
             from .memory import trim_heap
 
             trim_heap()
