@@ -41,7 +41,11 @@ def empty(shape: tuple[int, ...], dtype: np.dtype | type = np.uint8) -> np.ndarr
 
 def _anonymous_map(size: int) -> mmap.mmap:
     """``size`` bytes of private anonymous memory; on Linux populated up front (one call maps
-    every page, about half the cost of faulting them in one by one)."""
-    if not hasattr(mmap, "MAP_PRIVATE"):  # Windows: anonymous maps take no flags
-        return mmap.mmap(-1, size)
-    return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | getattr(mmap, "MAP_POPULATE", 0))
+    every page, about half the cost of faulting them in one by one). Raises MemoryError, as
+    numpy does, when the system refuses the map."""
+    try:
+        if not hasattr(mmap, "MAP_PRIVATE"):  # Windows: anonymous maps take no flags
+            return mmap.mmap(-1, size)
+        return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | getattr(mmap, "MAP_POPULATE", 0))
+    except OSError as err:  # no memory for it: what np.empty would raise, not an I/O error
+        raise MemoryError(f"cannot map {size} bytes: {err.strerror or err}") from None

@@ -34,6 +34,16 @@ def test_big_arrays_get_a_map_of_their_own_and_small_ones_do_not():
     assert mapped.empty((0, 3)).shape == (0, 3)
 
 
+def test_a_refused_map_is_a_memory_error_as_for_numpy(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(mapped.mmap, "mmap", refuse)
+    with pytest.raises(MemoryError, match="cannot map"):
+        mapped.empty((720, 1280, 3))
+    assert mapped.empty((10, 10)).shape == (10, 10)  # small arrays never ask for a map
+
+
 CHILD = """
 import sys
 import numpy as np
