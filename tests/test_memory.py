@@ -132,3 +132,25 @@ def test_bound_arenas_applies_and_refuses_nonsense():
     assert out.stdout.strip() == "True"
     with pytest.raises(ValueError):
         memory.bound_arenas(0)
+
+
+def test_a_reader_trims_the_heap_every_few_images_not_after_every_photo(monkeypatch):
+    from helpers import BlobDetector, InkReader, dark_boxes_image
+
+    from scenetext import reader as reader_module
+    from scenetext.reader import Reader
+
+    calls = []
+    monkeypatch.setattr(memory, "trim_heap", lambda: calls.append(1) or True)
+    image = dark_boxes_image()
+    one_by_one = Reader(BlobDetector(), InkReader(), min_confidence=0)
+    for _ in range(2 * reader_module.TRIM_EVERY_IMAGES):
+        one_by_one.read(image)
+    assert len(calls) == 2  # once per TRIM_EVERY_IMAGES photos read one at a time
+    calls.clear()
+    batch = [reader_module.load(image)] * reader_module.TRIM_EVERY_IMAGES
+    Reader(BlobDetector(), InkReader(), min_confidence=0).read_loaded(batch)
+    assert len(calls) == 2  # a whole batch: after the detector's pass and after the batch
+    calls.clear()
+    Reader(BlobDetector(), InkReader(), min_confidence=0, trim_memory=False).read_loaded(batch)
+    assert calls == []
