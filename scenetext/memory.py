@@ -5,8 +5,7 @@ system once every :data:`~scenetext.reader.TRIM_EVERY_IMAGES` images read (after
 that many, or every that many photos read one at a time), and for a batch of several also after
 the detector's pass over them (:func:`trim_heap`, glibc's ``malloc_trim``): it changes no
 setting, costs a few milliseconds each time, and keeps the resident size near what one batch
-needs. :func:`bound_heap` is the stronger, opt-in
-alternative described below.
+needs. :func:`bound_heap` is the stronger, opt-in alternative described below.
 
 The pipeline also keeps what outlives the models' buffers out of their way, so the heap they
 share fragments less: decoded photos live in memory maps of their own (:mod:`scenetext.mapped`),
