@@ -321,11 +321,10 @@ def _pil_mode_to_rgb(img: Image.Image, name: str) -> np.ndarray:
     width, height = img.size
     rgb = mapped.empty((height, width, 3), np.uint8)  # kept while the models run: off their heap
     rows = max(1, _STRIP_PIXELS // max(width, 1))
-    if rows >= height:  # one strip: the image itself, not a cropped copy of it
-        rgb[:] = _pil_strip_to_rgb(img, name, bits)
-        return rgb
     for top in range(0, height, rows):
-        rgb[top:top + rows] = _pil_strip_to_rgb(img.crop((0, top, width, min(top + rows, height))), name, bits)
+        # One strip is the image itself, not a cropped copy of it.
+        strip = img if rows >= height else img.crop((0, top, width, min(top + rows, height)))
+        rgb[top:top + rows] = _pil_strip_to_rgb(strip, name, bits)
     return rgb
 
 
@@ -490,8 +489,8 @@ def encode_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 90, co
 def encode_jpeg(image: Image.Image, quality: int = 90, comment: bytes | None = None) -> bytes:
     """A PIL image encoded as JPEG by Pillow, straight from its pixels; ``quality`` 0-100 and
     ``comment`` as for :func:`encode_image` (one COM segment before the image data)."""
-    if comment is not None and len(comment) > 65533:
-        raise ValueError("a JPEG comment holds at most 65533 bytes")
+    if comment is not None:
+        _check_jpeg_comment(comment)
     out = io.BytesIO()
     options = {"comment": comment} if comment is not None else {}
     image.save(out, format="JPEG", quality=int(quality), **options)
@@ -500,12 +499,17 @@ def encode_jpeg(image: Image.Image, quality: int = 90, comment: bytes | None = N
 
 def _with_jpeg_comment(jpeg: bytes, comment: bytes) -> bytes:
     """``jpeg`` with a COM segment holding ``comment`` after its SOI and JFIF (APP0) segments."""
-    if len(comment) > 65533:
-        raise ValueError("a JPEG comment holds at most 65533 bytes")
+    _check_jpeg_comment(comment)
     at = 2
     if jpeg[2:4] == b"\xff\xe0":
         at += 2 + int.from_bytes(jpeg[4:6], "big")
     return jpeg[:at] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + jpeg[at:]
+
+
+def _check_jpeg_comment(comment: bytes) -> None:
+    """Refuse a comment too long for one COM segment (ValueError)."""
+    if len(comment) > 65533:
+        raise ValueError("a JPEG comment holds at most 65533 bytes")
 
 
 def jpeg_comments(head: bytes) -> list[bytes]:

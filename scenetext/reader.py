@@ -326,9 +326,7 @@ class Reader:
             return []
         found = [self._detect(image.rgb) for image in images]
         if self.trim_memory and len(images) > 1:  # the detector's maps of several photos are gone
-            from .memory import trim_heap
-
-            trim_heap()
+            _trim_heap()
         start = time.perf_counter()
         boxes = [BoxToRead(page, line, crop, split_crop(crop.image, self.max_aspect))
                  for page, (image, detected) in enumerate(zip(images, found))
@@ -353,9 +351,7 @@ class Reader:
                                       timings, dict(models), __version__))
         self._read_since_trim += len(images)
         if self.trim_memory and self._read_since_trim >= TRIM_EVERY_IMAGES:
-            from .memory import trim_heap
-
-            trim_heap()
+            _trim_heap()
             self._read_since_trim = 0
         return results
 
@@ -466,6 +462,13 @@ class BoxText:
     text: str
     confidence: float
     words: list[Word]
+
+
+def _trim_heap() -> None:
+    """:func:`scenetext.memory.trim_heap` (imported when first needed)."""
+    from .memory import trim_heap
+
+    trim_heap()
 
 
 def _shares(pages: list[list[np.ndarray]]) -> list[float]:
