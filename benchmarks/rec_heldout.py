@@ -12,6 +12,7 @@ crops read per second (preprocessing, network and decoding; a loaded machine mov
     python benchmarks/rec_heldout.py --weights runs/rec/best.pt --cache runs
     python benchmarks/rec_heldout.py --lm                             # with the language prior
     python benchmarks/rec_heldout.py --lm-weight 0.3                  # ... at another weight
+    python benchmarks/rec_heldout.py --lm --no-near-words             # ... without the near-word step
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -50,6 +52,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--lm", action="store_true", help="decode with the English language prior")
     ap.add_argument("--lm-weight", type=float, help="the prior's weight (implies --lm; default: the decoder's)")
+    ap.add_argument("--no-near-words", action="store_true", help="with the prior: do not look readings up among its words")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     import cv2
@@ -58,7 +61,10 @@ def main() -> None:
     images = [cv2.cvtColor(cv2.imread(str(s.image)), cv2.COLOR_BGR2RGB) for _, s in held]
     texts = [s.text for _, s in held]
     lm = args.lm_weight if args.lm_weight is not None else (True if args.lm else None)
-    rec = Recognizer.load(args.weights, lm=lm_decoder(lm))
+    decoder = lm_decoder(lm)
+    if decoder is not None and args.no_near_words:
+        decoder = replace(decoder, near_words=False)
+    rec = Recognizer.load(args.weights, lm=decoder)
     rec.recognize(images[:64])  # warm-up (and the prior loaded) before timing
     start = time.perf_counter()
     predictions = [d.text for d in rec.recognize(images)]

@@ -212,6 +212,56 @@ def test_prior_never_adds_a_character_no_frame_supports(tiny):
             assert followed[start:end, CHARSET.encode(char)[0]].any()  # each character sits on frames that show it
 
 
+# ------------------------------------------------------------------------- near words
+
+
+def unsure_diamond(seen_m: float = 0.15, seen_n: float = 0.15) -> np.ndarray:
+    """"Diamond" with its 'm' and 'n' each read as a likelier wrong letter ('r', 'u' at 0.75): the
+    word is 2 x 1.6 nats less likely to the eye than the reading "Diaroud", beyond the beam's
+    3-nat margin, and each of its letters is still within 3 nats on its frame."""
+    return frames("D", "i", "a", {"r": 0.75, "m": seen_m}, "o", {"u": 0.75, "n": seen_n}, "d")
+
+
+def test_a_non_word_two_unsure_letters_from_a_word_becomes_the_word(tiny):
+    lp = unsure_diamond()
+    assert greedy_decode(lp, CHARSET).text == "Diaroud"
+    assert read(lp, tiny, near_words=False) == "Diaroud"  # the beam's alternatives are beyond its margin
+    out = PriorDecoder(tiny).decode(lp, CHARSET)
+    assert out.text == "Diamond"
+    # its characters' frames and confidences are those of its alignment: 'm' seen at 0.15 on frame 6
+    assert out.char_frames[3] == (6, 7) and out.char_confidences[3] == pytest.approx(0.15, abs=1e-6)
+    assert read(unsure_diamond(), tiny, weight=0.0) == "Diaroud"  # no prior, no look-up
+
+
+def test_a_near_word_never_changes_a_letter_read_surely(tiny):
+    # The 'r' read at 0.82 (>= near_unsure): "Diamond" would change a sure letter, so the reading stays.
+    lp = frames("D", "i", "a", {"r": 0.82, "m": 0.15}, "o", {"u": 0.82, "n": 0.15}, "d")
+    assert read(lp, tiny) == "Diaroud"
+    assert read(lp, tiny, near_unsure=0.9) == "Diamond"
+
+
+def test_a_near_word_must_be_shown_by_the_frames_and_close_to_the_eye(tiny):
+    # 'm' at 0.03 beside 'r' at 0.75: 3.2 nats, beyond what a frame follows; the word is not read.
+    assert read(unsure_diamond(seen_m=0.03), tiny) == "Diaroud"
+    # Each letter within 3 nats, but together 2 x 2.5 nats: past a near margin of 5, within 8.
+    lp = unsure_diamond(seen_m=0.06, seen_n=0.06)
+    assert read(lp, tiny, near_margin=5.0) == "Diaroud"
+    assert read(lp, tiny, near_margin=8.0) == "Diamond"
+
+
+def test_near_words_leave_codes_short_words_and_known_words_alone(tiny):
+    # digits in the reading, fewer than near_min_length letters, or a word already: no look-up
+    assert read(frames("D", "i", "a", {"r": 0.82, "m": 0.15}, "o", {"u": 0.82, "n": 0.15}, "d", "2"), tiny,
+                near_unsure=1.0) == "Diaroud2"
+    assert read(frames("h", {"a": 0.75, "o": 0.22}, "r", "s"), tiny, near_unsure=1.0) == "hars"
+    assert read(frames("h", "o", "r", "s", "e"), tiny) == "horse"  # not turned into the likelier "house"
+
+
+def test_a_near_word_keeps_the_readings_case_and_punctuation(tiny):
+    lp = frames("D", "I", "A", {"R": 0.82, "M": 0.15}, "O", {"U": 0.82, "N": 0.15}, "D", "!")
+    assert read(lp, tiny, near_unsure=0.9) == "DIAMOND!"
+
+
 def test_weight_zero_is_the_greedy_reading(tiny):
     rng = np.random.default_rng(1)
     cases = [frames("h", "o", {"u": 0.49, "r": 0.49}, "s", "e"),

@@ -19,9 +19,20 @@ greedy reading (the reading as read) to one made of known words:
   punctuation: two readings that differ only in case or punctuation differ only to the eye. The
   reading keeps the case and punctuation it was read with.
 
+A reading that is still not a word after that is looked up among the prior's words
+(:meth:`PriorDecoder.near_word`, on by default): a beam of a few readings rarely holds a word two
+unsure characters away (``Resuits``, ``Churistnas``), so the words of the list within one edit
+(two, for readings of six letters or more; :mod:`.nearwords`) of the reading's letters are scored
+against the frames, and one replaces the reading when every character it changes or drops was
+read unsure (confidence below ``near_unsure``), every character it has sits on frames that show
+it (as above), it is at most ``near_margin`` nats less likely to the eye, and it scores higher by
+the rule above. Readings with digits, shorter than ``near_min_length`` letters or already words
+are not looked up.
+
 So a confident reading of a code, a price or a name stays as read: an alternative more than
 ``margin`` nats less likely to the eye is never considered, nor is one that is not a known word,
-however likely the prior finds it; and at ``weight=0`` the reading is the greedy one. A reading
+however likely the prior finds it, nor a near word that changes a character read surely; and at
+``weight=0`` the reading is the greedy one. A reading
 the prior changed gets its characters' frames and confidences from its best alignment
 (:func:`align`): its confidence is still the visual one.
 """
@@ -37,7 +48,7 @@ from .charset import Charset
 from .decode import Decoded, greedy_decode
 from .lm import WordPrior
 
-__all__ = ["Candidate", "PriorDecoder", "align", "check_lm", "lm_decoder", "prefix_beam"]
+__all__ = ["Candidate", "PriorDecoder", "align", "alignment_logps", "check_lm", "lm_decoder", "prefix_beam"]
 
 _NEG = -math.inf
 
@@ -206,6 +217,12 @@ class PriorDecoder:
         beam_width: prefixes kept at each frame.
         per_frame: classes each frame follows at most.
         char_bonus: nats of prior per letter or digit, against the prior's leaning to shorter readings.
+        near_words: look a reading that is not a word up among the prior's words (:meth:`near_word`).
+        near_margin: nats: how much less likely to the eye than the reading a near word may be.
+        near_unsure: a near word may only change or drop characters read with a confidence below this.
+        near_min_length: readings of fewer letters are not looked up (short words are too many
+            edits apart from each other for their neighbours to say anything).
+        near_limit: near words scored against the frames, the most frequent first.
     """
 
     prior: WordPrior
@@ -214,14 +231,20 @@ class PriorDecoder:
     beam_width: int = 8
     per_frame: int = 4
     char_bonus: float = 1.0
+    near_words: bool = True
+    near_margin: float = 8.0
+    near_unsure: float = 0.8
+    near_min_length: int = 4
+    near_limit: int = 10
 
     def __post_init__(self):
-        for name in ("weight", "margin", "char_bonus"):
+        for name in ("weight", "margin", "char_bonus", "near_margin", "near_unsure"):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        if self.beam_width < 1 or self.per_frame < 1:
-            raise ValueError("beam_width and per_frame must be at least 1")
+        if self.beam_width < 1 or self.per_frame < 1 or self.near_limit < 1:
+            raise ValueError("beam_width, per_frame and near_limit must be at least 1")
+        self._index = None  # the prior's words, indexed for near_word on first use
 
     def decode(self, log_probs: np.ndarray, charset: Charset) -> Decoded:
         """The reading of one crop's frames (T, classes; blank 0)."""
@@ -231,6 +254,12 @@ class PriorDecoder:
         follow = _followed(log_probs, self.margin, self.per_frame)
         if not (follow.sum(1) > 1).any():
             return greedy  # every frame is sure: the greedy reading is the only one within the margin
+        reading = self._beam_reading(log_probs, charset, greedy, follow)
+        if self.near_words and self.weight > 0:
+            return self.near_word(log_probs, charset, reading, follow) or reading
+        return reading
+
+    def _beam_reading(self, log_probs: np.ndarray, charset: Charset, greedy: Decoded, follow: np.ndarray) -> Decoded:
         candidates = prefix_beam(log_probs, self.beam_width, follow=follow)
         read = tuple(charset.encode(greedy.text))
         read_logp = next((c.logp for c in candidates if c.labels == read), candidates[0].logp)
@@ -250,12 +279,122 @@ class PriorDecoder:
         if chosen is None:
             return greedy
         text, c = chosen
-        frames, confs = align(log_probs, c.labels)
-        if confs:
-            conf = float(np.exp(np.mean(np.log(np.maximum(confs, 1e-12)))))
-        else:
-            conf = float(np.exp(c.logp / max(log_probs.shape[0], 1)))
-        return Decoded(text, conf, confs, frames)
+        return _aligned(log_probs, text, c.labels, c.logp)
+
+    def near_word(self, log_probs: np.ndarray, charset: Charset, reading: Decoded,
+                  follow: np.ndarray | None = None) -> Decoded | None:
+        """A word of the prior's list near ``reading`` (a reading of these frames) that should
+        replace it (see the module notes), or None. ``follow``: which classes each frame follows
+        (default: by ``margin`` and ``per_frame``)."""
+        text = reading.text
+        start, end = 0, len(text)
+        while start < end and not text[start].isalnum():
+            start += 1
+        while end > start and not text[end - 1].isalnum():
+            end -= 1
+        core = text[start:end]
+        if len(core) < self.near_min_length or not (core.isascii() and core.isalpha()):
+            return None
+        as_read = self.prior.score(text)
+        if as_read.known or len(reading.char_confidences) != len(text):
+            return None
+        from rapidfuzz.distance import Levenshtein
+
+        folded = core.lower()
+        near = self._words().near(folded, 1 if len(core) < 6 else 2)
+        near = [n.word for n in near if n.distance > 0]
+        if not near:
+            return None
+        near.sort(key=lambda w: -self.prior.frequencies.get(w, 0.0))
+        options = []
+        for word in near[:self.near_limit]:
+            ops = Levenshtein.editops(folded, word)
+            if any(op.tag != "insert" and reading.char_confidences[start + op.src_pos] >= self.near_unsure for op in ops):
+                continue  # it would change or drop a character read surely
+            options += [text[:start] + cased + text[end:] for cased in _casings(word, core)]
+        if not options:
+            return None
+        labels = [tuple(charset.encode(o)) for o in options]
+        logps = alignment_logps(log_probs, [tuple(charset.encode(text))] + labels)
+        read_logp, logps = logps[0], logps[1:]
+        best = read_logp + self.weight * (as_read.logp + self.char_bonus * as_read.chars)
+        ranked = []
+        for option, option_labels, logp in zip(options, labels, logps):
+            if logp < read_logp - self.near_margin:
+                continue
+            score = self.prior.score(option)
+            total = logp + self.weight * (score.logp + self.char_bonus * score.chars)
+            if total > best:
+                ranked.append((total, option, option_labels, logp))
+        if follow is None:
+            follow = _followed(log_probs, self.margin, self.per_frame)
+        for _, option, option_labels, logp in sorted(ranked, key=lambda r: -r[0]):
+            found = _aligned(log_probs, option, option_labels, logp)
+            if found.char_frames and all(follow[a:b, c].any() for c, (a, b) in zip(option_labels, found.char_frames)):
+                return found  # every character sits on frames that show it
+        return None
+
+    def _words(self):
+        if self._index is None:
+            from .nearwords import WordIndex
+
+            keys = self.prior.frequencies.arrays()[0] if hasattr(self.prior.frequencies, "arrays") else np.array(
+                sorted(w.encode("utf-8") for w in self.prior.frequencies))
+            letters = np.array([k.isalpha() for k in keys.tolist()], bool) if len(keys) else np.zeros(0, bool)
+            self._index = WordIndex(keys[letters])
+        return self._index
+
+
+def _casings(word: str, core: str) -> list[str]:
+    """``word`` (lower case) written in the case pattern of the reading ``core``: all capitals,
+    all small, a capital first; any of the three for a mixed reading."""
+    if core.isupper():
+        return [word.upper()]
+    if core.islower():
+        return [word]
+    if core[:1].isupper() and core[1:].islower():
+        return [word.capitalize()]
+    return [word, word.upper(), word.capitalize()]
+
+
+def _aligned(log_probs: np.ndarray, text: str, labels: tuple[int, ...], logp: float) -> Decoded:
+    """``text`` as a reading of these frames: its characters' frames and visual confidences from
+    its best alignment (``logp``: that alignment's log-probability)."""
+    frames, confs = align(log_probs, labels)
+    if confs:
+        conf = float(np.exp(np.mean(np.log(np.maximum(confs, 1e-12)))))
+    else:
+        conf = float(np.exp(logp / max(log_probs.shape[0], 1)))
+    return Decoded(text, conf, confs, frames)
+
+
+def alignment_logps(log_probs: np.ndarray, label_seqs: list[tuple[int, ...]]) -> list[float]:
+    """The log-probability of each label sequence's best CTC alignment to the frames (T,
+    classes; blank 0), all sequences at once (``-inf`` where one cannot be aligned)."""
+    T = log_probs.shape[0]
+    if not label_seqs:
+        return []
+    S = 2 * max(len(l) for l in label_seqs) + 1
+    n = len(label_seqs)
+    ext = np.zeros((n, S), np.int64)  # blank, label, blank, label, ..., blank, padded with blanks
+    lengths = np.array([2 * len(l) + 1 for l in label_seqs])
+    for i, labels in enumerate(label_seqs):
+        ext[i, 1:2 * len(labels):2] = labels
+    skip = np.zeros((n, S), bool)  # a label state may be entered from two states back, the label before
+    skip[:, 3::2] = ext[:, 3::2] != ext[:, 1:-2:2]
+    valid = np.arange(S)[None, :] < lengths[:, None]
+    emit = np.where(valid[None], log_probs[:, ext], _NEG)  # (T, n, S)
+    score = np.full((n, S), _NEG)
+    score[:, :2] = emit[0, :, :2]
+    shifted1, shifted2 = np.full((n, S), _NEG), np.full((n, S), _NEG)
+    for t in range(1, T):
+        shifted1[:, 1:] = score[:, :-1]
+        shifted2[:, 2:] = np.where(skip[:, 2:], score[:, :-2], _NEG)
+        score = np.maximum(np.maximum(score, shifted1), shifted2) + emit[t]
+    rows = np.arange(n)
+    last = score[rows, lengths - 1]
+    before = np.where(lengths > 1, score[rows, np.maximum(lengths - 2, 0)], _NEG)
+    return np.maximum(last, before).tolist()
 
 
 def check_lm(value) -> None:

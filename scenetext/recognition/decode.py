@@ -108,6 +108,7 @@ class Lexicon:
         self.words = sorted(set(w for w in words if w))
         self.max_distance = max_distance
         self.full_search_limit = full_search_limit
+        self._index = None  # the words lower-cased, indexed on first use (nearwords.WordIndex)
 
     @classmethod
     def from_file(cls, path: str | Path, **kwargs) -> "Lexicon":
@@ -138,15 +139,16 @@ class Lexicon:
         return cls(words, **kwargs)
 
     def candidates(self, greedy_text: str) -> list[str]:
-        from ..evaluation.text import edit_distance
-
+        """Every word of a short list; of a longer one, the words within ``max_distance`` edits
+        of the reading, case-blind."""
         if len(self.words) <= self.full_search_limit:
             return self.words
-        g = greedy_text.lower()
-        return [
-            w for w in self.words
-            if abs(len(w) - len(g)) <= self.max_distance and edit_distance(w.lower(), g) <= self.max_distance
-        ]
+        if self._index is None:
+            from .nearwords import WordIndex
+
+            self._index = WordIndex([w.lower() for w in self.words])
+        return [self.words[n.index] for n in sorted(self._index.near(greedy_text.lower(), self.max_distance),
+                                                    key=lambda n: n.index)]
 
 
 def lexicon_decode(log_probs: np.ndarray, charset: Charset, lexicon: Lexicon) -> Decoded:
