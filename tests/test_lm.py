@@ -233,6 +233,11 @@ def test_a_non_word_two_unsure_letters_from_a_word_becomes_the_word(tiny):
     assert read(unsure_diamond(), tiny, weight=0.0) == "Diaroud"  # no prior, no look-up
 
 
+def test_near_words_work_with_a_prior_of_a_plain_dict(tiny):
+    words = {w: tiny.frequencies[w] for w in tiny.frequencies} | {"café": 1e-3}  # a non-ASCII word too
+    assert read(unsure_diamond(), WordPrior(words, tiny.ngram)) == "Diamond"
+
+
 def test_a_near_word_never_changes_a_letter_read_surely(tiny):
     # The 'r' read at 0.82 (>= near_unsure): "Diamond" would change a sure letter, so the reading stays.
     lp = frames("D", "i", "a", {"r": 0.82, "m": 0.15}, "o", {"u": 0.82, "n": 0.15}, "d")

@@ -335,13 +335,17 @@ class PriorDecoder:
         return None
 
     def _words(self):
+        """The prior's words of ASCII letters, indexed (built on first use)."""
         if self._index is None:
+            from .lm import WordTable
             from .nearwords import WordIndex
 
-            keys = self.prior.frequencies.arrays()[0] if hasattr(self.prior.frequencies, "arrays") else np.array(
-                sorted(w.encode("utf-8") for w in self.prior.frequencies))
-            letters = np.array([k.isalpha() for k in keys.tolist()], bool) if len(keys) else np.zeros(0, bool)
-            self._index = WordIndex(keys[letters])
+            table = self.prior.frequencies
+            if isinstance(table, WordTable):  # its byte array as it is: no Python object per word
+                keys = table.arrays()[0]
+                self._index = WordIndex(keys[np.char.isalpha(keys)] if len(keys) else keys)
+            else:
+                self._index = WordIndex([w for w in table if w.isascii() and w.isalpha()])
         return self._index
 
 
