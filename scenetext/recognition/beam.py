@@ -302,7 +302,7 @@ class PriorDecoder:
 
         folded = core.lower()
         near = self._words().near(folded, 1 if len(core) < 6 else 2)
-        near = [n.word for n in near if n.distance > 0]
+        near = [n.word for n in near if n.distance > 0 and n.word.isalpha()]  # not words with digits or '
         if not near:
             return None
         near.sort(key=lambda w: -self.prior.frequencies.get(w, 0.0))
@@ -335,15 +335,15 @@ class PriorDecoder:
         return None
 
     def _words(self):
-        """The prior's words of ASCII letters, indexed (built on first use)."""
+        """The prior's words, indexed (built on first use; a word table's array is indexed as it
+        is, with no copy and no Python object per word)."""
         if self._index is None:
             from .lm import WordTable
             from .nearwords import WordIndex
 
             table = self.prior.frequencies
-            if isinstance(table, WordTable):  # its byte array as it is: no Python object per word
-                keys = table.arrays()[0]
-                self._index = WordIndex(keys[np.char.isalpha(keys)] if len(keys) else keys)
+            if isinstance(table, WordTable):
+                self._index = WordIndex(table.arrays()[0])
             else:
                 self._index = WordIndex([w for w in table if w.isascii() and w.isalpha()])
         return self._index

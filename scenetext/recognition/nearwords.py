@@ -18,7 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import mapped
+
 __all__ = ["Near", "WordIndex"]
+
+_BLOCK = 8192  # words per block while the index is built
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,8 @@ class WordIndex:
     def __init__(self, words: Iterable[str] | np.ndarray):
         if isinstance(words, np.ndarray) and words.dtype.kind == "S":
             keys = words.reshape(-1)
-            table = np.frombuffer(keys.tobytes(), np.uint8).reshape(len(keys), max(keys.dtype.itemsize, 1))
+            keys = np.ascontiguousarray(keys)
+            table = keys.view(np.uint8).reshape(len(keys), keys.dtype.itemsize)  # a view, not a copy
             if (table >= 128).any():
                 raise ValueError("a word index of byte strings takes ASCII words only")
         else:
@@ -50,16 +55,33 @@ class WordIndex:
             keys = np.array(words, dtype=str) if words else np.zeros(0, dtype="U1")
             table = keys.view(np.uint32).reshape(len(keys), keys.dtype.itemsize // 4)
         self._keys = keys
-        self._lengths = (table != 0).sum(1).astype(np.int32)  # fixed-width keys are NUL-padded
-        if table.shape[1] > 1:
-            codes = _bigrams(table[:, :-1], table[:, 1:])
-            present = table[:, 1:] != 0
-            ids = np.broadcast_to(np.arange(len(keys), dtype=np.int32)[:, None], codes.shape)[present]
-            codes = codes[present]
-            order = np.argsort(codes, kind="stable")
-            self._codes, self._ids = codes[order], ids[order]
-        else:
-            self._codes, self._ids = np.zeros(0, np.int64), np.zeros(0, np.int32)
+        self._lengths = (table != 0).sum(1).astype(np.int16)  # fixed-width keys are NUL-padded
+        # Bigram codes first * base + second, in the narrowest type that holds them.
+        top = int(table.max()) + 1 if table.size else 1
+        self._base = top
+        self._dtype = np.int16 if top * top < 2 ** 15 else np.int32 if top * top < 2 ** 31 else np.int64
+        # (code, word) pairs packed into one int64 each, sorted: the postings of each bigram in
+        # word order. Built block by block into memory maps of their own (scenetext.mapped), so
+        # neither the temporaries nor the index pin stretches of the heap the models share.
+        n = max(len(keys), 1)
+        blocks = range(0, len(keys), _BLOCK)
+        packed = mapped.empty((int((table[:, 1:] != 0).sum()),), np.int64)
+        at = 0
+        for start in blocks:
+            block = table[start:start + _BLOCK]
+            present = block[:, 1:] != 0
+            codes = self._bigrams(block[:, :-1], block[:, 1:])[present].astype(np.int64)
+            packed[at:at + len(codes)] = codes * n + (np.nonzero(present)[0] + start)
+            at += len(codes)
+        packed.sort()
+        self._codes = mapped.empty(packed.shape, self._dtype)
+        self._ids = mapped.empty(packed.shape, np.int32)
+        np.floor_divide(packed, n, out=self._codes, casting="unsafe")
+        np.remainder(packed, n, out=self._ids, casting="unsafe")
+        del packed
+
+    def _bigrams(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        return first.astype(self._dtype) * self._dtype(self._base) + second.astype(self._dtype)
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -76,7 +98,8 @@ class WordIndex:
         need = len(points) - 1 - 2 * max_distance
         if need < 1:
             return np.nonzero(near_length)[0]
-        codes = np.unique(_bigrams(points[:-1], points[1:]))
+        pairs = (points[:-1] < self._base) & (points[1:] < self._base)  # others are in no word
+        codes = np.unique(self._bigrams(points[:-1][pairs], points[1:][pairs]))
         lo, hi = np.searchsorted(self._codes, codes), np.searchsorted(self._codes, codes, side="right")
         hits = [self._ids[a:b] for a, b in zip(lo.tolist(), hi.tolist())]
         shared = np.bincount(np.concatenate(hits), minlength=len(self._keys)) if hits else np.zeros(len(self._keys))
@@ -96,8 +119,3 @@ class WordIndex:
                                 score_cutoff=max_distance, limit=None)
         found.sort(key=lambda m: (m[1], m[2]))
         return [Near(self.word(int(ids[k])), int(d), int(ids[k])) for _, d, k in found]
-
-
-def _bigrams(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """One int64 code per pair of code points."""
-    return first.astype(np.int64) * 0x110000 + second
