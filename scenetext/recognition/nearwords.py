@@ -3,12 +3,12 @@
 Scoring every word of a 90,000-word list by edit distance takes milliseconds per reading even in
 C++ (``rapidfuzz``); a reading has few close words, so most of that work is wasted. The index
 keeps, for every bigram of characters, the words that hold it (sorted arrays, no Python object
-per word) and filters by the *q-gram lemma*: one edit destroys at most two of a word's bigrams, so a
+per word in the index) and filters by the *q-gram lemma*: one edit destroys at most two of a word's bigrams, so a
 word within distance ``k`` of a reading of ``n`` characters shares at least ``n - 1 - 2k`` of the
 reading's bigrams, and its length differs by at most ``k``. Only the words that pass (tens to a
 few thousand) are scored exactly (``rapidfuzz.distance.Levenshtein``, with the cut-off). The
-filter never drops a word within the distance; when it passes nothing (a reading too short for
-its bigrams to say anything), every word of a near length is scored.
+filter never drops a word within the distance; for a reading too short for its bigrams to say
+anything (``n - 1 - 2k < 1``) every word of a near length is scored.
 """
 
 from __future__ import annotations
