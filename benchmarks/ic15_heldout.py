@@ -16,11 +16,14 @@ and on ``benchmarks/det_heldout.py``, never on the validation sets.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
+import numpy as np
 
-from scenetext.data.formats import read_det_set
+from scenetext.data.formats import DetSample, read_det_set, write_det_set
+from scenetext.imageio import atomic_save_image, load_image
 from scenetext.train.common import split_holdout
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -32,23 +35,17 @@ def main() -> None:
     ap.add_argument("-o", "--out", default="runs/ic15h720", help="folder to write (images/ and gt/)")
     args = ap.parse_args()
     out = Path(args.out)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "gt").mkdir(parents=True, exist_ok=True)
     _, held = split_holdout(read_det_set(DATA / "det/ic15_train"), 0.05)
+    written = []
     for sample in held:
-        image = cv2.imread(str(sample.image), cv2.IMREAD_COLOR)
-        if image is None:
-            raise SystemExit(f"cannot read {sample.image}")
-        h, w = image.shape[:2]
-        fx, fy = SIZE[0] / w, SIZE[1] / h
-        cv2.imwrite(str(out / "images" / f"{sample.image.stem}.jpg"), cv2.resize(image, SIZE, interpolation=cv2.INTER_LINEAR),
-                    [cv2.IMWRITE_JPEG_QUALITY, 95])
-        lines = []
-        for region in sample.regions:
-            points = ",".join(f"{round(float(x) * fx)},{round(float(y) * fy)}" for x, y in region.points)
-            lines.append(f"{points},{'###' if region.ignore else region.text}")
-        (out / "gt" / f"{sample.image.stem}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"{len(held)} photos written to {out}")
+        rgb = load_image(sample.image)
+        scale = np.array([SIZE[0] / rgb.shape[1], SIZE[1] / rgb.shape[0]], np.float32)
+        image = out / "images" / f"{sample.image.stem}.jpg"
+        image.parent.mkdir(parents=True, exist_ok=True)
+        atomic_save_image(image, cv2.resize(rgb, SIZE, interpolation=cv2.INTER_LINEAR), quality=95)
+        written.append(DetSample(image, [replace(r, points=r.points * scale) for r in sample.regions]))
+    write_det_set(out, written)
+    print(f"{len(written)} photos written to {out}")
 
 
 if __name__ == "__main__":

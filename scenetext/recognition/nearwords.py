@@ -64,10 +64,9 @@ class WordIndex:
         # word order. Built block by block into memory maps of their own (scenetext.mapped), so
         # neither the temporaries nor the index pin stretches of the heap the models share.
         n = max(len(keys), 1)
-        blocks = range(0, len(keys), _BLOCK)
         packed = mapped.empty((int((table[:, 1:] != 0).sum()),), np.int64)
         at = 0
-        for start in blocks:
+        for start in range(0, len(keys), _BLOCK):
             block = table[start:start + _BLOCK]
             present = block[:, 1:] != 0
             codes = self._bigrams(block[:, :-1], block[:, 1:])[present].astype(np.int64)
