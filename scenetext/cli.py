@@ -824,8 +824,8 @@ def train_det(out, steps, batch_size, lr, real, real_ratio, val, val_every, val_
 @click.option("--steps", type=click.IntRange(min=1), default=4000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--words", multiple=True, type=click.Path(exists=True, file_okay=False),
-              help="detection set with word-level ground truth (repeatable)")
+@click.option("--word-sets", "word_sets", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="detection set with word-level ground truth (repeatable; --words is the synthetic lines' word list)")
 @click.option("--negatives", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="detection set with line-level ground truth: only boxes off its lines are used (repeatable)")
 @click.option("--paste", multiple=True, type=click.Path(exists=True, file_okay=False),
@@ -835,7 +835,8 @@ def train_det(out, steps, batch_size, lr, real, real_ratio, val, val_every, val_
 @click.option("--detector", type=click.Path(exists=True, dir_okay=False), help="detector whose boxes are cropped")
 @click.option("--real-ratio", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="share of detector crops among the samples (the rest are synthetic lines)")
-@click.option("--init", type=click.Path(exists=True, dir_okay=False), help="CRNN file to start the network from")
+@click.option("--init", type=click.Path(exists=True, dir_okay=False),
+              help="CRNN file (all but its output layer) or word-splitter file (all of it) to start the network from")
 @click.option("--variant", type=click.Choice(["small", "medium", "fast"]), default="fast", show_default=True)
 @click.option("--val-every", type=click.IntRange(min=1), default=500, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -844,14 +845,14 @@ def train_det(out, steps, batch_size, lr, real, real_ratio, val, val_every, val_
 @click.option("--checkpoint-minutes", type=float, default=4.0, show_default=True)
 @click.option("--no-resume", is_flag=True, help="ignore OUT/last.pt and start again")
 @click.option("--stop-at", type=click.IntRange(min=1), help="checkpoint and stop at this step (resume later)")
-def train_split(out, steps, batch_size, lr, words, negatives, paste, paste_scenes, font_scenes, detector, real_ratio,
+def train_split(out, steps, batch_size, lr, word_sets, negatives, paste, paste_scenes, font_scenes, detector, real_ratio,
                 init, variant, val_every, seed, workers, threads, checkpoint_minutes, no_resume, stop_at):
     """Train the word splitter that cuts detected boxes into words (detector level="word")."""
     from .train.splitter import SplitTrainConfig
     from .train.splitter import train as run_training
 
     run_training(SplitTrainConfig(
-        out=out, steps=steps, batch_size=batch_size, lr=lr, words=list(words), negatives=list(negatives),
+        out=out, steps=steps, batch_size=batch_size, lr=lr, words=list(word_sets), negatives=list(negatives),
         paste=list(paste), paste_scenes=paste_scenes, font_scenes=font_scenes, detector=detector,
         real_ratio=real_ratio, init=init, variant=variant, val_every=val_every, seed=seed, workers=workers,
         threads=threads, checkpoint_minutes=checkpoint_minutes, resume=not no_resume, stop_at=stop_at))

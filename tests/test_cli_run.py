@@ -359,3 +359,40 @@ def test_eval_e2e(fake_models, tmp_path):
     assert figures["precision"] == figures["recall"] == 1.0
     assert fake_models[0]["level"] == "word"
     assert "end2end" in result.stdout
+
+
+def _commands(group, path=()):
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _commands(command, path + (name,))
+        else:
+            yield path + (name,), command
+
+
+def test_no_command_declares_an_option_twice():
+    """Two options of one command with the same flag or name share one value in click: one of them
+    is lost (the word splitter's detection sets once went to the synthetic text's --words)."""
+    seen_any = False
+    for path, command in _commands(cli.main):
+        flags = [flag for param in command.params for flag in getattr(param, "opts", []) + getattr(param, "secondary_opts", [])
+                 if flag.startswith("-")]
+        names = [param.name for param in command.params]
+        duplicates = sorted({f for f in flags if flags.count(f) > 1} | {n for n in names if names.count(n) > 1})
+        assert not duplicates, f"scenetext {' '.join(path)}: {duplicates} declared more than once"
+        seen_any = seen_any or "split" in path
+    assert seen_any
+
+
+def test_train_split_reads_word_sets_and_a_word_list(tmp_path, monkeypatch):
+    from scenetext.train import splitter
+
+    got = {}
+    monkeypatch.setattr(splitter, "train", lambda cfg: got.setdefault("cfg", cfg))
+    words = tmp_path / "words.txt"
+    words.write_text("alpha\nbeta\n")
+    sets = tmp_path / "set"
+    sets.mkdir()
+    result = CliRunner().invoke(cli.main, ["train", "split", "--word-sets", str(sets), "--words", str(words),
+                                           "--backgrounds", "none", "--steps", "1"])
+    assert result.exit_code == 0, result.output
+    assert got["cfg"].words == [str(sets)]

@@ -268,7 +268,11 @@ def evaluate_crops(model: CRNN, crops: list[tuple], batch: int = 64) -> dict[str
 
 
 def _init_from(model: CRNN, path: str) -> None:
-    state = checkpoint.load(path, kind="crnn")
+    """Start ``model`` from a recogniser file (all but its output layer) or a word-splitter file
+    (all of it: fine-tuning a shipped splitter on new data)."""
+    state = checkpoint.load(path)
+    if state.get("kind") not in ("crnn", "wordsplit"):
+        raise ValueError(f"{path}: holds a {state.get('kind')!r} model, expected a CRNN or a word splitter")
     if CRNNConfig.from_dict(state["config"]).variant != model.config.variant:
         raise ValueError(f"{path}: a {state['config'].get('variant')!r} CRNN cannot start a {model.config.variant!r} splitter")
     own = model.state_dict()
