@@ -370,8 +370,8 @@ def _commands(group, path=()):
 
 
 def test_no_command_declares_an_option_twice():
-    """Two options of one command with the same flag or name share one value in click: one of them
-    is lost (the word splitter's detection sets once went to the synthetic text's --words)."""
+    """Two options of one command with the same flag or name share one value in click, so one of
+    them is lost (train split's detection sets and the synthetic text's word list, say)."""
     seen_any = False
     for path, command in _commands(cli.main):
         flags = [flag for param in command.params for flag in getattr(param, "opts", []) + getattr(param, "secondary_opts", [])
