@@ -384,8 +384,12 @@ def test_no_command_declares_an_option_twice():
 
 
 def test_train_split_reads_word_sets_and_a_word_list(tmp_path, monkeypatch):
+    from scenetext.synth import sources
     from scenetext.train import splitter
 
+    # the options set these for the run; monkeypatch puts them back afterwards
+    monkeypatch.setenv(sources.BACKGROUNDS_ENV, "unset")
+    monkeypatch.setenv(sources.WORDS_ENV, "unset")
     got = {}
     monkeypatch.setattr(splitter, "train", lambda cfg: got.setdefault("cfg", cfg))
     words = tmp_path / "words.txt"
