@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from scenetext.cli import main
 from scenetext.synth.backgrounds import BackgroundPool
 from scenetext.synth.datasets import SynthSceneDataset, SynthWordDataset
-from scenetext.synth.fonts import FontPool, default_font, discover_fonts, read_caveats
+from scenetext.synth.fonts import FEW_FONTS, FontPool, default_font, describe_fonts, discover_fonts, read_caveats
 from scenetext.data.formats import read_det_set, read_rec_set
 from scenetext.synth.render_scenes import SceneRenderer, SceneStyle
 from scenetext.synth.render_text import draw_text
@@ -54,6 +54,17 @@ def test_caveats_parsing_and_discovery(tmp_path):
     assert set(faces) == {"Caps.ttf", "Holes.otf", "Plain.ttf"}, "low-diversity faces and non-fonts are dropped"
     assert faces["Caps.ttf"].caps_only and faces["Caps.ttf"].label_for("Exit") == "EXIT"
     assert not faces["Holes.otf"].supports("xylophone")
+
+
+def test_training_log_warns_when_few_fonts_are_installed(tmp_path):
+    few, many = tmp_path / "few", tmp_path / "many"
+    for folder, n in ((few, 3), (many, FEW_FONTS)):
+        folder.mkdir()
+        for i in range(n):
+            (folder / f"Face{i}.ttf").write_bytes(b"")
+    line = describe_fonts([few])
+    assert line.startswith(f"synthetic text: 3 font faces under {few}") and "warning" in line and "make fonts" in line
+    assert describe_fonts([many]) == f"synthetic text: {FEW_FONTS} font faces under {many}"
 
 
 def test_font_pool_falls_back_to_default_font():

@@ -114,6 +114,23 @@ def discover_fonts(dirs=DEFAULT_FONT_DIRS, caveats: dict[str, set[str]] | None =
     return faces
 
 
+# Fewer faces than this and synthetic text is drawn in too few styles to read real photos from.
+FEW_FONTS = 100
+
+
+def describe_fonts(dirs=DEFAULT_FONT_DIRS) -> str:
+    """One line for a training log: how many faces the renderer will draw with, and a warning
+    when they are few (a machine without the Debian font packages ``make fonts`` installs has a
+    couple of dozen; with them it has ~1,300)."""
+    n = len(discover_fonts(dirs))
+    where = ", ".join(str(d) for d in dirs)
+    line = f"synthetic text: {n} font faces under {where}"
+    if n < FEW_FONTS:
+        line += (f"; warning: fewer than {FEW_FONTS}, so synthetic words look alike"
+                 " ('make fonts' installs the font packages the renderer is made for)")
+    return line
+
+
 class FontPool:
     """Weighted random choice of faces; falls back to Pillow's built-in scalable font."""
 

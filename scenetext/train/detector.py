@@ -202,6 +202,10 @@ def train(cfg: DetTrainConfig, renderer_factory=None, real_samples: list[DetSamp
         real = [sample for folder in cfg.real for sample in read_det_set(folder)]
         real_train, holdout = split_holdout(real, cfg.holdout)
     _print(f"real photos: {len(real_train)} for training, {len(holdout)} held out; real ratio {cfg.real_ratio}")
+    if cfg.real_ratio < 1:  # synthetic scenes are rendered on the fly
+        from ..synth.fonts import describe_fonts
+
+        _print(describe_fonts())
     crops = [sample for folder in cfg.paste for sample in read_rec_set(folder)]
     paste_train, paste_held = split_holdout(crops, cfg.holdout)
     paste_val = []

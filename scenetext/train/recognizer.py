@@ -150,6 +150,10 @@ def train(cfg: RecTrainConfig) -> Path:
     real = [s for folder in cfg.real for s in read_rec_set(folder)]
     real_train, holdout = split_holdout(real, cfg.holdout)
     _print(f"real crops: {len(real_train)} for training, {len(holdout)} held out; real ratio {cfg.real_ratio}")
+    if cfg.real_ratio < 1 and (corpus is None or cfg.corpus_ratio < 1):  # words are rendered on the fly
+        from ..synth.fonts import describe_fonts
+
+        _print(describe_fonts())
     val_sets = _load_val_sets(cfg, holdout)
     # Tall crops are judged by trained weights (a freshly shrunk model has not yet learnt to read).
     judge = teacher if teacher is not None else (init if init is not None else model)

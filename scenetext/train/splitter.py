@@ -314,6 +314,10 @@ def train(cfg: SplitTrainConfig) -> Path:
         _save_crops(crops_path, real)
     _print(f"detector crops: {len(real['train'])} for training, {len(real['val'])} for validation; "
            f"real ratio {cfg.real_ratio}")
+    if cfg.real_ratio < 1:  # synthetic lines are rendered on the fly
+        from ..synth.fonts import describe_fonts
+
+        _print(describe_fonts())
 
     loader = torch.utils.data.DataLoader(
         SplitDataset(real["train"], cfg.real_ratio, cfg.seed), batch_size=cfg.batch_size,
