@@ -191,6 +191,19 @@ def test_punctuation_and_case_stay_as_read(tiny):
     assert read(frames("C", "a", {"F": 0.6, "f": 0.39}, "E"), tiny) == "CaFE"
 
 
+def test_the_prior_never_turns_a_letter_into_a_mark_to_make_a_word(tiny):
+    # "housed" is not a word and "house!" folds to one, but the prior is blind to the mark: an
+    # unsure last letter read as 'd' stays a letter, however much the prior counts.
+    # (Without the near-word look-up, which may drop the unsure 'd' but never writes a mark.)
+    last = {"d": 0.5, "!": 0.48}
+    assert read(frames("h", "o", "u", "s", "e", last), tiny, weight=5.0, near_words=False) == "housed"
+    assert read(frames("H", "O", "U", "S", "E", {"D": 0.5, "?": 0.48}), tiny, near_words=False) == "HOUSED"
+    # A mark beside a digit is a number's ("$30": a price, not the non-word "S30").
+    assert read(frames({"S": 0.5, "$": 0.48}, "3", "0"), tiny, near_words=False) == "$30"
+    # A mark the reading has is kept while the prior mends a letter beside it.
+    assert read(frames("h", "o", {"v": 0.49, "u": 0.48}, "s", "e", "!"), tiny) == "house!"
+
+
 def test_prior_never_adds_a_character_no_frame_supports(tiny):
     # The 'e' of "house" is seen at 0.02 beside a blank at 0.96: however much the prior would pay
     # for "house", the 'e' is not read.

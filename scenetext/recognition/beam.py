@@ -17,7 +17,10 @@ greedy reading (the reading as read) to one made of known words:
 
   where the prior (:mod:`scenetext.recognition.lm`) scores the case-folded view without
   punctuation: two readings that differ only in case or punctuation differ only to the eye. The
-  reading keeps the case and punctuation it was read with.
+  reading keeps the case and punctuation it was read with, and an alternative with a punctuation
+  mark the greedy reading lacks is not considered unless the mark stands beside a digit (``$30``
+  for ``S30``): the prior sees a letter read as a mark (``FEND!`` for ``FENDI``, ``LEVEL?`` for
+  ``LEVEL2``) as a letter dropped, so it would pick such marks for the words it knows.
 
 A reading that is still not a word after that is looked up among the prior's words
 (:meth:`PriorDecoder.near_word`, on by default): a beam of a few readings rarely holds a word two
@@ -40,6 +43,7 @@ the prior changed gets its characters' frames and confidences from its best alig
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -270,6 +274,8 @@ class PriorDecoder:
             if c.labels == read or c.logp < read_logp - self.margin:
                 continue
             text = charset.decode(c.labels)
+            if _adds_punctuation(text, greedy.text):
+                continue  # the prior is blind to punctuation: it cannot be what makes a letter a mark
             score = self.prior.score(text)
             if not score.known:
                 continue
@@ -347,6 +353,21 @@ class PriorDecoder:
             else:
                 self._index = WordIndex([w for w in table if w.isascii() and w.isalpha()])
         return self._index
+
+
+def _adds_punctuation(text: str, read: str) -> bool:
+    """Whether ``text`` has a punctuation mark the prior does not see (neither a letter, a digit,
+    a space nor an apostrophe, which the prior keeps inside words) that the reading as read,
+    ``read``, does not have as often, other than one beside a digit (``$30``, ``2.50``, ``10%``:
+    marks of numbers, which the prior scores as numbers)."""
+    def is_mark(ch: str) -> bool:
+        return not (ch.isalnum() or ch.isspace() or ch == "'")
+
+    def by_digit(i: int) -> bool:
+        return (i > 0 and text[i - 1].isdigit()) or (i + 1 < len(text) and text[i + 1].isdigit())
+
+    added = Counter(ch for i, ch in enumerate(text) if is_mark(ch) and not by_digit(i))
+    return bool(added - Counter(ch for ch in read if is_mark(ch)))
 
 
 def _casings(word: str, core: str) -> list[str]:
