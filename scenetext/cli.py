@@ -669,6 +669,17 @@ def eval_():
     """Score shipped or given weights with the standard benchmark protocols."""
 
 
+EVAL_THREADS = click.option(
+    "--threads", type=click.IntRange(min=1),
+    help="torch threads for the models (default: torch's own, one per core; 1 beside a training run on the same cores)")
+
+
+def _set_eval_threads(threads: int | None) -> None:
+    import torch
+
+    torch.set_num_threads(threads or max(1, torch.get_num_threads()))
+
+
 @eval_.command("rec")
 @click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), help="model file (default: shipped)")
@@ -679,16 +690,15 @@ def eval_():
 @click.option("--lm/--no-lm", default=None, help="prefix beam search re-ranked by English word frequencies "
               "(default, as the Reader reads; off with --lexicon); --no-lm: --decoder alone")
 @click.option("--limit", type=click.IntRange(min=1), help="first N crops of each folder")
-def eval_rec(folders, weights, json_out, errors, decoder, lexicon, lm, limit):
+@EVAL_THREADS
+def eval_rec(folders, weights, json_out, errors, decoder, lexicon, lm, limit, threads):
     """Word accuracy (standard protocol), case-sensitive accuracy, 1-NED and speed per folder."""
-    import torch
-
     from .recognition.beam import lm_decoder
     from .recognition.decode import Lexicon
     from .recognition.evaluate import evaluate_folder
     from .recognition.predictor import Recognizer
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    _set_eval_threads(threads)
     if lm and lexicon:
         raise click.UsageError("--lm and --lexicon do not go together")
     try:
@@ -723,7 +733,8 @@ def eval_rec(folders, weights, json_out, errors, decoder, lexicon, lm, limit):
               help="detector level; words are scored either way (lines are split into words)")
 @click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.3, show_default=True)
 @click.option("--zoom", type=click.IntRange(min=64), help=ZOOM_HELP)
-def eval_e2e(folder, weights_det, weights_rec, json_out, limit, level, min_confidence, zoom):
+@EVAL_THREADS
+def eval_e2e(folder, weights_det, weights_rec, json_out, limit, level, min_confidence, zoom, threads):
     """ICDAR 2015 end-to-end scores of the whole pipeline on a detection set (images/ + gt/).
 
     Word polygons are matched to the ground truth by the IoU protocol (``###`` regions ignored);
@@ -741,6 +752,7 @@ def eval_e2e(folder, weights_det, weights_rec, json_out, limit, level, min_confi
         samples = read_det_set(folder)[:limit]
     except FormatError as err:
         raise click.ClickException(str(err)) from None
+    _set_eval_threads(threads)
     reader = _load_reader(weights_det, weights_rec, None, min_confidence, None, level, zoom)
     start = time.perf_counter()
     pages = []
@@ -870,12 +882,14 @@ def train_split(out, steps, batch_size, lr, word_sets, negatives, paste, paste_s
               help="how boxes are cut into words: the shipped word splitter (auto; the blank-column split when it "
                    "is missing), the blank-column split (ink), proposal gaps only (none), or a word-splitter file")
 @click.option("--zoom", type=click.IntRange(min=64), help=ZOOM_HELP)
-def eval_det(folder, weights, protocol, level, limit, json_out, word_split, zoom):
+@EVAL_THREADS
+def eval_det(folder, weights, protocol, level, limit, json_out, word_split, zoom, threads):
     """Detection precision, recall and hmean on a set (images/ + gt/), ``###`` regions ignored."""
     from .detection.evaluate import evaluate_folder
     from .detection.predictor import Detector, Zoom, word_split_from
     from .imageio import atomic_write_text
 
+    _set_eval_threads(threads)
     try:
         splitter = word_split_from(word_split)
     except (FileNotFoundError, ValueError) as e:

@@ -241,13 +241,19 @@ def test_training_skips_bad_samples_and_resumes_exactly(tmp_path):
     assert vals and {"n", "accuracy", "crops_per_second"} <= set(vals[-1]["val"]["real"])
 
 
-def test_eval_rec_cli_reports_protocol_figures(tmp_path):
+def _eval_set(tmp_path, n: int):
+    """A real set of its first ``n`` readable crops and an untrained recogniser file, ``w.pt``."""
     real = _tiny_real_set(tmp_path)
     # Drop the bad lines: eval needs readable crops.
     labels = real / "labels.tsv"
-    labels.write_text("".join(l + "\n" for l in labels.read_text().splitlines()[:12]))
+    labels.write_text("".join(l + "\n" for l in labels.read_text().splitlines()[:n]))
     cfg = CRNNConfig()
     checkpoint.save(tmp_path / "w.pt", {"kind": "crnn", "config": cfg.to_dict(), "state_dict": CRNN(cfg).state_dict()})
+    return real
+
+
+def test_eval_rec_cli_reports_protocol_figures(tmp_path):
+    real = _eval_set(tmp_path, 12)
     out = tmp_path / "r.json"
     errs = tmp_path / "errors.tsv"
     res = CliRunner().invoke(main, ["eval", "rec", str(real), "--weights", str(tmp_path / "w.pt"),
@@ -257,6 +263,24 @@ def test_eval_rec_cli_reports_protocol_figures(tmp_path):
     assert set(figures) == {"n", "accuracy", "accuracy_case_sensitive", "one_minus_ned", "crops_per_second"}
     assert figures["n"] == 12 and figures["accuracy"] == 0.0  # an untrained model reads nothing right
     assert len(errs.read_text().splitlines()) == 12
+
+
+def test_eval_threads_option_sets_the_models_thread_count(tmp_path):
+    import torch
+
+    real = _eval_set(tmp_path, 4)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        res = CliRunner().invoke(main, ["eval", "rec", str(real), "--weights", str(tmp_path / "w.pt"),
+                                        "--no-lm", "--threads", "1"])
+        assert res.exit_code == 0, res.output
+        assert torch.get_num_threads() == 1
+        res = CliRunner().invoke(main, ["eval", "rec", str(real), "--weights", str(tmp_path / "w.pt"),
+                                        "--threads", "0"])
+        assert res.exit_code != 0 and "--threads" in res.output
+    finally:
+        torch.set_num_threads(before)
 
 
 def _printed_word(text="RIVER"):
