@@ -675,9 +675,10 @@ EVAL_THREADS = click.option(
 
 
 def _set_eval_threads(threads: int | None) -> None:
-    import torch
+    if threads:
+        import torch
 
-    torch.set_num_threads(threads or max(1, torch.get_num_threads()))
+        torch.set_num_threads(threads)
 
 
 @eval_.command("rec")

@@ -269,12 +269,13 @@ class PriorDecoder:
         read_logp = next((c.logp for c in candidates if c.labels == read), candidates[0].logp)
         as_read = self.prior.score(greedy.text)
         best = read_logp + self.weight * (as_read.logp + self.char_bonus * as_read.chars)
+        read_marks = Counter(ch for ch in greedy.text if _is_mark(ch))
         chosen: tuple[str, Candidate] | None = None
         for c in candidates:
             if c.labels == read or c.logp < read_logp - self.margin:
                 continue
             text = charset.decode(c.labels)
-            if _adds_punctuation(text, greedy.text):
+            if _adds_punctuation(text, read_marks):
                 continue  # the prior is blind to punctuation: it cannot be what makes a letter a mark
             score = self.prior.score(text)
             if not score.known:
@@ -355,19 +356,20 @@ class PriorDecoder:
         return self._index
 
 
-def _adds_punctuation(text: str, read: str) -> bool:
-    """Whether ``text`` has a punctuation mark the prior does not see (neither a letter, a digit,
-    a space nor an apostrophe, which the prior keeps inside words) that the reading as read,
-    ``read``, does not have as often, other than one beside a digit (``$30``, ``2.50``, ``10%``:
-    marks of numbers, which the prior scores as numbers)."""
-    def is_mark(ch: str) -> bool:
-        return not (ch.isalnum() or ch.isspace() or ch == "'")
+def _is_mark(ch: str) -> bool:
+    """A punctuation mark the prior does not see: neither a letter, a digit, a space nor an
+    apostrophe (which the prior keeps inside words)."""
+    return not (ch.isalnum() or ch.isspace() or ch == "'")
 
+
+def _adds_punctuation(text: str, read_marks: Counter) -> bool:
+    """Whether ``text`` has a mark (:func:`_is_mark`) more often than the reading as read, whose
+    marks are ``read_marks``, other than one beside a digit (``$30``, ``2.50``, ``10%``: marks of
+    numbers, which the prior scores as numbers)."""
     def by_digit(i: int) -> bool:
         return (i > 0 and text[i - 1].isdigit()) or (i + 1 < len(text) and text[i + 1].isdigit())
 
-    added = Counter(ch for i, ch in enumerate(text) if is_mark(ch) and not by_digit(i))
-    return bool(added - Counter(ch for ch in read if is_mark(ch)))
+    return bool(Counter(ch for i, ch in enumerate(text) if _is_mark(ch) and not by_digit(i)) - read_marks)
 
 
 def _casings(word: str, core: str) -> list[str]:
