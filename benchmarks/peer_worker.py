@@ -17,12 +17,16 @@ import time
 
 
 def scenetext(backend: str, threads: int):
-    import torch
-
-    torch.set_num_threads(threads)
     from scenetext.reader import Reader
 
-    reader = Reader(backend=backend).load_models()
+    if backend == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        reader = Reader(backend=backend)
+    else:  # the shipped models' ONNX export: torch is never imported
+        reader = Reader(backend=backend, threads=threads)
+    reader.load_models()
     return lambda path: [line.text for line in reader.read(path).lines]
 
 

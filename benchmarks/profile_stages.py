@@ -1,7 +1,8 @@
 """Where the time of one photo goes, stage by stage (`make bench` row group "profile", or
 `python benchmarks/profile_stages.py [--photos N]`).
 
-The default pipeline (``Reader()``) reads N photos one at a time from their files; each stage is
+The default pipeline on each backend (``Reader(backend=...)``; on torch the detector's parts are
+timed one by one, on onnxruntime each network is one call) reads N photos one at a time from their files; each stage is
 timed by wrapping the function that does it, exclusive of the stages it calls; what word
 splitting calls (its own network) counts as word splitting. The stages add up to the
 total; what no stage covers (the Reader's bookkeeping, building results) is "other".
@@ -21,7 +22,9 @@ from typing import Callable, Iterator
 STAGES = [
     ("decode", "scenetext.reader", "load_image"),
     ("resize", "scenetext.detection.predictor", "resize_for_scale"),
-    ("normalize", "scenetext.detection.model", "_normalized"),
+    ("normalize", "scenetext.detection.model", "_normalized"),  # torch
+    ("normalize", "scenetext.detection.inputs", "normalized"),  # onnxruntime (OnnxCTPN.normalize)
+    ("detector network (onnxruntime)", "scenetext.runtime.onnxrt", "OnnxCTPN.__call__"),
     ("detector backbone", "scenetext.detection.model", "CTPN._features_rgb"),  # in strips, less normalize
     ("detector backbone", "scenetext.detection.model", "CTPN._features"),  # the zoom's crops
     ("detector BiLSTM", "scenetext.detection.model", "CTPN._from_features"),  # less the heads
@@ -33,6 +36,7 @@ STAGES = [
     ("crops", "scenetext.reader", "split_crop"),
     ("recogniser: resize crops", "scenetext.recognition.predictor", "prepare_crop"),
     ("recogniser: network", "scenetext.recognition.model", "CRNN.forward"),
+    ("recogniser: network", "scenetext.runtime.onnxrt", "OnnxCRNN.run_arrays"),
     ("recogniser: CTC decoding", "scenetext.recognition.predictor", "Recognizer.decode"),
 ]
 
@@ -92,15 +96,16 @@ def timed_stages(clock: StageClock) -> Iterator[None]:
             setattr(owner, leaf, original)
 
 
-def profile(paths: list[Path], threads: int | None = None) -> dict[str, float]:
-    """Mean milliseconds per photo for each stage (and ``other``, ``total``) over ``paths``."""
+def profile(paths: list[Path], threads: int | None = None, backend: str = "torch") -> dict[str, float]:
+    """Mean milliseconds per photo for each stage the backend goes through (and ``other``,
+    ``total``) over ``paths``."""
     import torch
 
     from scenetext.reader import Reader
 
     if threads:
         torch.set_num_threads(threads)
-    reader = Reader()
+    reader = Reader(backend=backend)
     reader.read(paths[0])  # warm-up: models loaded, kernels chosen
     clock = StageClock()
     with timed_stages(clock):
@@ -110,26 +115,31 @@ def profile(paths: list[Path], threads: int | None = None) -> dict[str, float]:
                 reader.read(path)
         total = time.perf_counter() - start
     per_photo = {name: 1000 * t / len(paths) for name, t in clock.totals.items()}
-    ordered = {name: per_photo.get(name, 0.0) for name, _, _ in STAGES}
+    ordered = {name: per_photo[name] for name, _, _ in STAGES if name in per_photo}
     ordered["other"] = per_photo.get("other", 0.0)
     ordered["total"] = 1000 * total / len(paths)
     return ordered
 
 
 def rows(n: int = 20) -> list[dict] | None:
-    """``make bench`` rows: each stage's mean time per 1280x720 photo and its share."""
+    """``make bench`` rows: each stage's mean time per 1280x720 photo and its share, for each
+    backend (onnxruntime where it is installed)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench import _photos
+
+    from scenetext.runtime import onnxruntime_available
 
     paths = _photos(n)
     if not paths:
         return None
-    stages = profile(paths)
-    total = stages["total"]
-    out = [{"name": f"profile: one photo at a time, mean of {len(paths)} (total)", "value": total, "unit": "ms",
-            "target": ""}]
-    out += [{"name": f"  {name} ({100 * ms / total:.0f} %)", "value": ms, "unit": "ms", "target": ""}
-            for name, ms in stages.items() if name != "total"]
+    out = []
+    for backend in ("torch", "onnxruntime") if onnxruntime_available() else ("torch",):
+        stages = profile(paths, backend=backend)
+        total = stages["total"]
+        out.append({"name": f"profile ({backend} backend): one photo at a time, mean of {len(paths)} (total)",
+                    "value": total, "unit": "ms", "target": ""})
+        out += [{"name": f"  {name} ({100 * ms / total:.0f} %)", "value": ms, "unit": "ms", "target": ""}
+                for name, ms in stages.items() if name != "total"]
     return out
 
 

@@ -95,6 +95,8 @@ class _PathOrURI(click.Path):
 
 LM_HELP = ("re-rank the readings the image supports by English word frequencies (default; off with a "
            "--lexicon); confident readings, case and punctuation stay as read. --no-lm: greedy decoding")
+BACKEND_HELP = ("where the networks run (default: onnxruntime for the shipped models where it is installed, "
+                "without torch; else torch)")
 ZOOM_HELP = ("also look again at this short side (e.g. 1400) where the detector saw weak signs of text: finds "
              "more small text, at a quarter to a third more detection time")
 
@@ -127,8 +129,7 @@ ZOOM_HELP = ("also look again at this short side (e.g. 1400) where the detector 
 @click.option("--models", "models_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="model folder (manifest.json), e.g. written by 'scenetext finetune'; roles it lacks use "
                    "the shipped models, --weights-det/--weights-rec win over it")
-@click.option("--backend", type=click.Choice(["torch", "onnxruntime"]),
-              help="where the networks run (default: torch)")
+@click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), help=BACKEND_HELP)
 @click.option("--onnx-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="with onnxruntime: networks written by 'scenetext export --onnx' (default: exported in memory)")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", metavar="[local|ADDRESS]",
@@ -734,8 +735,9 @@ def eval_rec(folders, weights, json_out, errors, decoder, lexicon, lm, limit, th
               help="detector level; words are scored either way (lines are split into words)")
 @click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.3, show_default=True)
 @click.option("--zoom", type=click.IntRange(min=64), help=ZOOM_HELP)
+@click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), help=BACKEND_HELP)
 @EVAL_THREADS
-def eval_e2e(folder, weights_det, weights_rec, json_out, limit, level, min_confidence, zoom, threads):
+def eval_e2e(folder, weights_det, weights_rec, json_out, limit, level, min_confidence, zoom, backend, threads):
     """ICDAR 2015 end-to-end scores of the whole pipeline on a detection set (images/ + gt/).
 
     Word polygons are matched to the ground truth by the IoU protocol (``###`` regions ignored);
@@ -754,7 +756,7 @@ def eval_e2e(folder, weights_det, weights_rec, json_out, limit, level, min_confi
     except FormatError as err:
         raise click.ClickException(str(err)) from None
     _set_eval_threads(threads)
-    reader = _load_reader(weights_det, weights_rec, None, min_confidence, None, level, zoom)
+    reader = _load_reader(weights_det, weights_rec, None, min_confidence, None, level, zoom, backend=backend)
     start = time.perf_counter()
     pages = []
     with _progress(Console(stderr=True), len(samples), hidden=False) as advance:
@@ -982,13 +984,31 @@ def export(checkpoint_file, out, onnx_dir, fp32, average, score_threshold, line_
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
+def _refresh_shipped_onnx() -> None:
+    """Write the shipped models' ONNX export again (it must come from the shipped files), or say
+    why it cannot be (the export needs the ``onnx`` package)."""
+    import importlib.util
+
+    from .runtime.folder import REFRESH_COMMAND, shipped_onnx_dir
+
+    if importlib.util.find_spec("onnx") is None:
+        click.echo(f"warning: the ONNX export in {printable(str(shipped_onnx_dir()))} was not written again (needs "
+                   f"pip install 'scenetext[onnx]'); run '{REFRESH_COMMAND}'", err=True)
+        return
+    from .runtime.export import export_onnx
+
+    for path in export_onnx(shipped_onnx_dir()):
+        click.echo(f"wrote {printable(str(path))}", err=True)
+
+
 @main.command("models")
 @click.option("--folder", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="a model folder with a manifest.json (default: the models shipped in the package)")
 @click.option("--check", is_flag=True, help="also verify every file's size and sha256 (exit 1 on a mismatch)")
 @click.option("--json", "as_json", is_flag=True, help="print the manifest entries as JSON")
 @click.option("--refresh", is_flag=True,
-              help="rewrite the folder's manifest from its model files (sizes, hashes, settings; figures kept)")
+              help="rewrite the folder's manifest from its model files (sizes, hashes, settings; figures kept); "
+                   "for the shipped models, also their ONNX export (models/onnx/)")
 def models(folder, check, as_json, refresh):
     """List the models of a folder: name, role, size, figures (from its manifest)."""
     import json
@@ -1003,6 +1023,8 @@ def models(folder, check, as_json, refresh):
         entries = shipped.refresh_manifest(folder) if refresh else shipped.manifest(folder)
     except (shipped.ManifestError, ValueError) as err:
         raise click.ClickException(str(err)) from None
+    if refresh and folder is None:
+        _refresh_shipped_onnx()
     problems = []
     if check:
         for entry in entries:

@@ -139,11 +139,14 @@ class Reader:
             keeps memory flatter still at a cost in speed (off unless asked).
         backend: where the networks of the models loaded here run: ``"torch"`` or
             ``"onnxruntime"`` (the optional ``scenetext[onnx]`` extra; same text, boxes within a
-            pixel); ``None``: ``scenetext.runtime.DEFAULT_BACKEND`` (torch)
-            (:mod:`scenetext.runtime`). onnxruntime uses torch's thread count.
+            pixel); ``None``: onnxruntime for the shipped models where it is installed, else torch
+            (:func:`scenetext.runtime.default_backend`).
         onnx_dir: with onnxruntime, a folder written by ``scenetext export --onnx`` to load the
-            networks from (it must come from the same weights); by default they are exported in
-            memory when the models are loaded.
+            networks from (it must come from the same weights). By default the shipped models run
+            from the package's own export (``scenetext/models/onnx/``), without importing torch,
+            and other weights are exported in memory when they are loaded.
+        threads: with onnxruntime, the threads each network runs on (default: torch's thread
+            count where torch is in use, else one per core).
 
     Values out of range (``min_confidence`` outside 0-1 or NaN, ``max_side`` or ``zoom`` below 64)
     raise ``ValueError`` with the message ``scenetext run`` gives for them.
@@ -157,7 +160,7 @@ class Reader:
                  bound_memory: bool = False, read_by_word: bool = True, zoom: int | None = None,
                  trim_memory: bool = True,
                  backend: str | None = None, onnx_dir: str | os.PathLike | None = None,
-                 models: str | os.PathLike | None = None,
+                 threads: int | None = None, models: str | os.PathLike | None = None,
                  lm: "bool | str | float | PriorDecoder | None" = "auto"):
         if device != "cpu":
             raise ValueError(f"device {device!r} is not supported: scenetext runs on the CPU")
@@ -210,8 +213,11 @@ class Reader:
         from .runtime import network_runtime, resolve_backend
 
         #: ``"torch"`` or ``"onnxruntime"``: where the networks of the models loaded here run.
-        self.backend = resolve_backend(backend)
-        self._runtime = network_runtime(self.backend, onnx_dir)
+        self.backend = resolve_backend(backend, shipped_models=detector_weights is None and recognizer_weights is None)
+        if threads is not None and (self.backend != "onnxruntime" or threads < 1):
+            raise ValueError("threads applies to the onnxruntime backend (at least 1); torch's thread count is "
+                             "process-wide: torch.set_num_threads")
+        self._runtime = network_runtime(self.backend, onnx_dir, threads)
         self.trim_memory = bool(trim_memory)
         self._read_since_trim = 0
         if bound_memory:
@@ -231,9 +237,12 @@ class Reader:
                 options: dict[str, Any] = {} if self._max_side is None else {"max_side": self._max_side}
                 if self._zoom is not None:
                     options["zoom"] = Zoom(self._zoom)
-                self._detector = Detector.load(self._detector_weights, **options)
-                if self._runtime is not None:
-                    self._runtime.attach(detector=self._detector)
+                if self._shipped_onnx(self._detector_weights):
+                    self._detector = self._runtime.load_detector(**options)
+                else:
+                    self._detector = Detector.load(self._detector_weights, **options)
+                    if self._runtime is not None:
+                        self._runtime.attach(detector=self._detector)
             return self._detector
 
     @property
@@ -244,11 +253,23 @@ class Reader:
                 from .recognition.beam import lm_decoder
                 from .recognition.predictor import Recognizer
 
-                self._recognizer = Recognizer.load(self._recognizer_weights, lexicon=_as_lexicon(self._lexicon),
-                                                   lm=lm_decoder(self._lm))
-                if self._runtime is not None:
-                    self._runtime.attach(recognizer=self._recognizer)
+                options = {"lexicon": _as_lexicon(self._lexicon), "lm": lm_decoder(self._lm)}
+                if self._shipped_onnx(self._recognizer_weights):
+                    self._recognizer = self._runtime.load_recognizer(**options)
+                else:
+                    self._recognizer = Recognizer.load(self._recognizer_weights, **options)
+                    if self._runtime is not None:
+                        self._runtime.attach(recognizer=self._recognizer)
             return self._recognizer
+
+    def _shipped_onnx(self, weights) -> bool:
+        """Whether a shipped model (no ``weights`` given) runs from the package's ONNX export,
+        without torch: on onnxruntime with no ``onnx_dir`` of the caller's."""
+        if self._runtime is None or weights is not None or self._runtime.folder is not None:
+            return False
+        from .runtime import shipped_export_present
+
+        return shipped_export_present()
 
     @property
     def models(self) -> dict[str, str]:

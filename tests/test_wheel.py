@@ -41,6 +41,8 @@ def test_the_wheel_is_small_and_carries_every_shipped_model(wheel):
     files = {entry["file"] for entry in manifest["models"]}
     assert {"ctpn.pt", "crnn.pt", "wordsplit.pt"} <= files
     assert {f"scenetext/models/{f}" for f in files} <= names
+    # The shipped models' ONNX export, which the default onnxruntime backend loads without torch.
+    assert {f"scenetext/models/onnx/{f}" for f in ("manifest.json", "ctpn.onnx", "wordsplit.onnx", "crnn.onnx")} <= names
     assert not any(name.startswith(("weights/", "tests/", "runs/")) for name in names)
 
 

@@ -17,23 +17,19 @@ parameters. ``"vgg16"`` is the paper's VGG16 conv1..conv5_3 (no pool5) with its 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..nn import ConvBN, padded_bilstm
-from .anchors import ANCHOR_HEIGHTS, STRIDE
+from .anchors import STRIDE
+from .inputs import MEAN, STD, CTPNConfig, normalized, normalized_into  # noqa: F401 (also this module's names)
 
 #: :meth:`CTPN.forward_rgb` runs the backbone's first layers, down to this stride, in strips of
 #: about STRIP_ROWS image rows.
 STEM_STRIDE = 8
 STRIP_ROWS = 256
-
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
 
 # Backbone layers per variant: (kind, out_channels, stride, dilation); kind "conv" is a 3x3
 # conv + BN + ReLU, "dw" a depthwise 3x3 + BN + ReLU then a pointwise 1x1 + BN + ReLU, "pool" a
@@ -55,59 +51,17 @@ VARIANTS = {
 }
 
 
-@dataclass
-class CTPNConfig:
-    variant: str = "small"
-    anchor_heights: list[float] = field(default_factory=lambda: list(ANCHOR_HEIGHTS))
-
-    @property
-    def num_anchors(self) -> int:
-        return len(self.anchor_heights)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "CTPNConfig":
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
-
-
 def normalize(rgb: np.ndarray | torch.Tensor, pad_to: int = 1, channels_last: bool = False) -> torch.Tensor:
-    """RGB uint8 ``(H, W, 3)`` or ``(B, H, W, 3)`` to the model's ``(B, 3, H, W)`` float input.
-
-    Each pixel is looked up in a 256-entry table per channel (OpenCV's ``LUT``) and written
-    straight into the one float buffer the model reads, stored as the pixels are (``H, W, 3``):
-    no intermediate float copy, and a few times faster than arithmetic on planes. ``pad_to``
-    zero-pads the bottom and right to a multiple of it, as the model itself would (zero is the
-    mean colour). ``channels_last`` returns the result in the channels-last layout without the
-    copy to planes (what a channels-last model wants).
-    """
+    """:func:`~.inputs.normalized` as the torch model's ``(B, 3, H, W)`` float input (a view of
+    the channels-last array; ``channels_last=False`` copies it to planes)."""
     x = rgb.numpy() if isinstance(rgb, torch.Tensor) else rgb
-    x = np.ascontiguousarray(x, dtype=np.uint8)
-    x = x.reshape(-1, *x.shape[-3:])
-    h, w = x.shape[1:3]
-    t = _normalized(x, -(-h // pad_to) * pad_to, -(-w // pad_to) * pad_to)
+    t = torch.from_numpy(normalized(x, pad_to)).permute(0, 3, 1, 2)
     return t if channels_last else t.contiguous()
 
 
 def _normalized(x: np.ndarray, rows: int, cols: int) -> torch.Tensor:
-    """uint8 ``(B, h, w, 3)`` normalised into a zero-padded ``(B, 3, rows, cols)`` channels-last
-    tensor (``rows >= h``, ``cols >= w``)."""
-    import cv2
-
-    b, h, w, c = x.shape
-    out = np.zeros((b, rows, cols, c), np.float32)
-    for i in range(b):
-        if h and w:
-            view = out[i, :h, :w]
-            written = cv2.LUT(x[i], _NORMALIZE_LUT, dst=view)
-            if not np.may_share_memory(written, view):  # OpenCV wrote elsewhere rather than into the view
-                view[...] = written
-    return torch.from_numpy(out).permute(0, 3, 1, 2)
-
-
-#: ``(rgb / 255 - MEAN) / STD`` for every byte value, per channel, as OpenCV's LUT wants it.
-_NORMALIZE_LUT = ((np.arange(256.0)[:, None] / 255 - np.array(MEAN)) / np.array(STD)).astype(np.float32).reshape(256, 1, 3)
+    """:func:`~.inputs.normalized_into` as a ``(B, 3, rows, cols)`` channels-last tensor."""
+    return torch.from_numpy(normalized_into(x, rows, cols)).permute(0, 3, 1, 2)
 
 
 def _layer(kind: str, cin: int, cout: int, stride: int, dilation: int) -> nn.Module:
@@ -206,6 +160,11 @@ class CTPN(nn.Module):
         b, c, h, w = feat.shape
         rows = self.rnn(feat.permute(0, 2, 3, 1).reshape(b * h, w, c))[0]
         return self._outputs(rows.reshape(b, h, w, -1).permute(0, 3, 1, 2))
+
+    @staticmethod
+    def normalize(rgb: np.ndarray, pad_to: int = 1) -> torch.Tensor:
+        """This model's input for one uint8 RGB image: :func:`normalize`, channels-last."""
+        return normalize(rgb, pad_to=pad_to, channels_last=True)
 
     def forward_many(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
         """Inference on images of different sizes (each ``(1, 3, H, W)``): what :meth:`forward`

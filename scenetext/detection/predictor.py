@@ -4,24 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 import cv2
 import numpy as np
-import torch
 
-from .. import checkpoint
 from ..crop import span_of
 from ..evaluation.iou import inside_fractions, polygons
-from ..nn import fold_batchnorm
+from ..runtime.inference import inference
 from ..shipped import model_path, models_dir
 from .anchors import STRIDE
 from .lines import Grouped, LineConfig, connect_grouped, grow_vertically
-from .model import CTPN, CTPNConfig, normalize
+from .inputs import CTPNConfig
 from .oriented import connect_oriented, grow_across
 from .proposals import Proposals, decode_proposals, slice_nms, text_probability
 from .splitter import WordSplitter
 from .words import InkSplit
+
+if TYPE_CHECKING:
+    from .model import CTPN
 
 #: The shipped detector inside the package.
 DEFAULT_WEIGHTS = models_dir() / "ctpn.pt"
@@ -143,14 +144,15 @@ class Detector:
         Words are cut as by :class:`Detector` (``word_split="auto"``: the shipped word splitter,
         ``wordsplit.pt``, when it is there, else the blank-column split); ``word_split=`` chooses.
         """
+        import torch
+
+        from .. import checkpoint
+        from ..nn import fold_batchnorm
+        from .model import CTPN
+
         path = Path(path) if path else model_path("ctpn")
         ck = checkpoint.load(path, kind="ctpn")
-        stored = ck.get("meta", {}).get("settings", {})
-        for name, value in stored.items():
-            kwargs.setdefault(name, _SETTING_TYPES[name](value))
-        line_min_score = kwargs.pop("line_min_score", None)
-        if line_min_score is not None and "lines" not in kwargs:
-            kwargs["lines"] = LineConfig(min_score=line_min_score)
+        _stored_settings(kwargs, ck.get("meta", {}).get("settings", {}))
         model = CTPN(CTPNConfig.from_dict(ck["config"]))
         model.load_state_dict(ck["state_dict"])
         fold_batchnorm(model.eval())
@@ -159,22 +161,31 @@ class Detector:
         model.to(memory_format=torch.channels_last)
         if kwargs.get("word_split", "auto") == "auto":
             kwargs["word_split"] = default_word_split()
-        name = f"ctpn-{model.config.variant}:{path.name}"
-        if getattr(kwargs["word_split"], "name", None):
-            name += f"+{kwargs['word_split'].name}"  # results name every model that shaped them
-        kwargs.setdefault("name", name)
+        kwargs.setdefault("name", _name(model.config.variant, path.name, kwargs["word_split"]))
         return cls(model, **kwargs)
 
-    @torch.inference_mode()
+    @classmethod
+    def from_network(cls, model, file_name: str, settings: dict, **kwargs) -> "Detector":
+        """A detector around a network already made for inference (an onnxruntime session,
+        :mod:`scenetext.runtime.onnxrt`) with the settings its weights file stores (as
+        :meth:`load` takes them from the file; arguments win); ``file_name`` names it."""
+        _stored_settings(kwargs, settings)
+        if kwargs.get("word_split", "auto") == "auto":
+            kwargs["word_split"] = default_word_split()
+        kwargs.setdefault("name", _name(model.config.variant, file_name, kwargs["word_split"]))
+        return cls(model, **kwargs)
+
     def _propose(self, image: np.ndarray) -> tuple[Proposals, np.ndarray]:
         """The model on one (resized) image: its proposals and each stride-16 cell's best text
         probability over the anchors, ``(ceil(H / 16), ceil(W / 16))``."""
-        return self._decode(self.model.forward_rgb(image), image.shape[:2])
+        with inference(self.model):
+            return self._decode(self.model.forward_rgb(image), image.shape[:2])
 
-    def _decode(self, out: dict[str, torch.Tensor], size: tuple[int, int]) -> tuple[Proposals, np.ndarray]:
-        scores = out["scores"][0].numpy()
+    def _decode(self, out: dict, size: tuple[int, int]) -> tuple[Proposals, np.ndarray]:
+        """Proposals from the network's outputs (torch tensors or arrays) for an image of ``size``."""
+        scores = np.asarray(out["scores"][0])
         proposals = decode_proposals(
-            scores, out["vertical"][0].numpy(), out["side"][0].numpy(), size,
+            scores, np.asarray(out["vertical"][0]), np.asarray(out["side"][0]), size,
             self.score_threshold, self.proposal_nms, self.model.config.anchor_heights,
         )
         return proposals, text_probability(scores).max(axis=2)
@@ -204,8 +215,8 @@ class Detector:
             return found
         zoomed = cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
         crops = [zoomed[y0:y1, x0:x1] for x0, y0, x1, y1 in rects]
-        with torch.inference_mode():
-            outs = self.model.forward_many([normalize(c, pad_to=STRIDE, channels_last=True) for c in crops])
+        with inference(self.model):
+            outs = self.model.forward_many([self.model.normalize(c, pad_to=STRIDE) for c in crops])
         parts = [self._decode(out, crop.shape[:2])[0].shifted(x0, y0)
                  for out, crop, (x0, y0, _, _) in zip(outs, crops, rects)]
         proposals = Proposals.concatenate(parts)
@@ -377,6 +388,23 @@ class WordCut(Protocol):
 
     def cut(self, image: np.ndarray, quads: list[np.ndarray]) -> list[list[np.ndarray]]:
         """For each box on RGB ``image``: its word quads, left to right (``[]``: no word in it)."""
+
+
+def _stored_settings(kwargs: dict, stored: dict) -> None:
+    """Settings stored with a detector's weights, as defaults for ``kwargs`` (in place)."""
+    for name, value in stored.items():
+        kwargs.setdefault(name, _SETTING_TYPES[name](value))
+    line_min_score = kwargs.pop("line_min_score", None)
+    if line_min_score is not None and "lines" not in kwargs:
+        kwargs["lines"] = LineConfig(min_score=line_min_score)
+
+
+def _name(variant: str, file_name: str, word_split) -> str:
+    """A detector's name in results: its variant and file, and its word splitter's name."""
+    name = f"ctpn-{variant}:{file_name}"
+    if getattr(word_split, "name", None):
+        name += f"+{word_split.name}"  # results name every model that shaped them
+    return name
 
 
 def default_word_split() -> WordSplitter | InkSplit:

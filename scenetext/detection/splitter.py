@@ -19,15 +19,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..crop import LineCrop, crop_line, quad_size
-from ..recognition.model import CRNN
 from ..recognition.predictor import Recognizer
 from ..recognition.preprocess import FRAME_STRIDE
 from ..shipped import model_path, models_dir
 from .words import true_runs
+
+if TYPE_CHECKING:
+    from ..recognition.model import CRNN
 
 #: The shipped word splitter inside the package.
 DEFAULT_WEIGHTS = models_dir() / "wordsplit.pt"
@@ -97,7 +100,7 @@ class WordSplitter:
         config: post-processing settings.
     """
 
-    def __init__(self, model: CRNN, config: SplitConfig = SplitConfig(), name: str = "wordsplit"):
+    def __init__(self, model: "CRNN", config: SplitConfig = SplitConfig(), name: str = "wordsplit"):
         if model.config.num_outputs != 2:
             raise ValueError(f"a word splitter needs a 2-class frame tagger, got {model.config.num_outputs} classes")
         self.config = config
@@ -110,6 +113,7 @@ class WordSplitter:
         manifest), BatchNorms folded. The :class:`SplitConfig` settings stored with the weights
         (``scenetext export --split-threshold``) are the defaults; ``config=`` replaces them."""
         from .. import checkpoint
+        from ..recognition.model import CRNN
 
         path = Path(path) if path else model_path("wordsplit")
         ck = checkpoint.load(path, kind="wordsplit")

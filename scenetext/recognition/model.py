@@ -9,13 +9,11 @@ alone or in a padded batch.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import nn
 
 from ..nn import ConvBN, padded_bilstm
-from .charset import DEFAULT_CHARS, Charset
+from .config import CRNNConfig  # noqa: F401 (also this module's name)
 from .preprocess import FRAME_STRIDE
 
 # Conv stack per variant: (out_channels, pool) per block; pool is None, (2, 2) or (2, 1).
@@ -36,32 +34,6 @@ VARIANTS = {
     "large": dict(stem_stride=1, blocks=[(64, (2, 2)), (128, (2, 2)), (256, None), (256, (2, 1)), (512, None),
                                          (512, (2, 1))], last=512, hidden=256),
 }
-
-
-@dataclass
-class CRNNConfig:
-    variant: str = "small"
-    chars: str = DEFAULT_CHARS
-    height: int = 32
-    in_channels: int = 1  # gray input, as in the paper
-    #: 0: one class per character plus the CTC blank. Otherwise the network is a frame tagger with
-    #: this many classes (the word splitter of :mod:`scenetext.detection.splitter` uses 2).
-    classes: int = 0
-
-    @property
-    def num_outputs(self) -> int:
-        return self.classes or self.charset.num_classes
-
-    @property
-    def charset(self) -> Charset:
-        return Charset(self.chars)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "CRNNConfig":
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
 class CRNN(nn.Module):

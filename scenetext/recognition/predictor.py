@@ -6,24 +6,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from ..nn import fold_batchnorm
+from ..runtime.inference import inference
 from ..shipped import model_path, models_dir
+from .config import CRNNConfig
 from .decode import Decoded, Lexicon, beam_decode, greedy_decode, lexicon_decode
-from .model import CRNN, CRNNConfig
 from .orientation import TALL_RATIO, is_tall, rotate
-from .preprocess import pad_batch, prepare_crop, width_batches
+from .preprocess import FRAME_STRIDE, pad_arrays, prepare_crop, width_batches
 
 if TYPE_CHECKING:
     from .beam import PriorDecoder
+    from .model import CRNN
 
 #: The shipped default recogniser inside the package (loaded after checking its manifest entry).
 DEFAULT_WEIGHTS = models_dir() / "crnn.pt"
 
 
 class Recognizer:
-    def __init__(self, model: CRNN, batch_size: int = 64, max_width: int = 1024, decoder: str = "greedy",
+    def __init__(self, model: "CRNN", batch_size: int = 64, max_width: int = 1024, decoder: str = "greedy",
                  lexicon: Lexicon | None = None, name: str = "crnn", max_batch_columns: int = 64 * 128,
                  rotate_tall: float | None = TALL_RATIO, lm: PriorDecoder | None = None):
         self.model = model.eval()
@@ -49,22 +49,32 @@ class Recognizer:
     def load(cls, path: str | Path | None = None, kind: str = "crnn", **kwargs) -> "Recognizer":
         """Load a model file (default: the shipped ``crnn.pt``, verified against its manifest) for
         inference: BatchNorms folded, channels-last. ``kind``: see :meth:`CRNN.load`."""
+        from .model import CRNN
+
         path = Path(path) if path else model_path("crnn")
-        model = cls.prepare(CRNN.load(path, kind=kind))
+        return cls.from_network(cls.prepare(CRNN.load(path, kind=kind)), path.name, **kwargs)
+
+    @classmethod
+    def from_network(cls, model, file_name: str, **kwargs) -> "Recognizer":
+        """A recogniser around a network made for inference (:meth:`prepare`, or an onnxruntime
+        session, :mod:`scenetext.runtime.onnxrt`); ``file_name`` names it in results."""
         lm = kwargs.get("lm")
-        kwargs.setdefault("name", f"crnn-{model.config.variant}:{path.name}" + (f"+lm-{lm.prior.name}" if lm else ""))
+        kwargs.setdefault("name", f"crnn-{model.config.variant}:{file_name}" + (f"+lm-{lm.prior.name}" if lm else ""))
         return cls(model, **kwargs)
 
     @staticmethod
-    def prepare(model: CRNN) -> CRNN:
+    def prepare(model: "CRNN") -> "CRNN":
         """A trained CRNN made ready for inference, in place: eval mode, BatchNorms folded,
         channels-last (oneDNN convolutions run ~25 % faster on it, same results)."""
+        import torch
+
+        from ..nn import fold_batchnorm
+
         model.eval()
         fold_batchnorm(model)
         model.to(memory_format=torch.channels_last)
         return model
 
-    @torch.inference_mode()
     def log_probs(self, crops: list[np.ndarray]) -> list[np.ndarray]:
         """Per-crop (T_i, classes) log-probabilities; crops are batched by width."""
         prepared = [prepare_crop(c, max_width=self.max_width) for c in crops]
@@ -72,14 +82,26 @@ class Recognizer:
         batches = width_batches([p.shape[1] for p in prepared], self.batch_size, self.max_batch_columns)
         # Widest batch first: each later batch's buffers fit in the heap space the earlier ones freed
         # (narrowest first, each bigger one would grow the heap past the holes of the last).
-        for idx in reversed(batches):
-            x, widths = pad_batch([prepared[i] for i in idx])
-            lp = self.model(x.contiguous(memory_format=torch.channels_last), widths).numpy()
-            frames = self.model.frames(widths).tolist()
-            for j, i in enumerate(idx):
-                out[i] = lp[: frames[j], j].copy()  # not a view: the batch's output goes now
-            del x, lp
+        with inference(self.model):
+            for idx in reversed(batches):
+                x, widths = pad_arrays([prepared[i] for i in idx])
+                lp = self._forward(x, widths)
+                frames = np.maximum(widths // FRAME_STRIDE, 1).tolist()
+                for j, i in enumerate(idx):
+                    out[i] = lp[: frames[j], j].copy()  # not a view: the batch's output goes now
+                del x, lp
         return out  # type: ignore[return-value]
+
+    def _forward(self, x: np.ndarray, widths: np.ndarray) -> np.ndarray:
+        """The network on a padded batch ``(B, 1, 32, W)`` and its widths: ``(W / 4, B, classes)``
+        log-probabilities (a network with ``run_arrays`` takes the arrays as they are)."""
+        run = getattr(self.model, "run_arrays", None)
+        if run is not None:
+            return run(x, widths)
+        import torch
+
+        batch = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
+        return self.model(batch, torch.from_numpy(widths)).numpy()
 
     def decode(self, log_probs: np.ndarray) -> Decoded:
         if self.lexicon is not None:

@@ -33,17 +33,23 @@ def prepare_crop(img: np.ndarray, height: int = HEIGHT, max_width: int | None = 
     return out.astype(np.float32) / 127.5 - 1.0
 
 
-def pad_batch(arrays: list[np.ndarray]):
-    """Right-pad (H, W_i) arrays to a (B, 1, H, W_max) tensor; returns (tensor, widths tensor)."""
-    import torch
-
+def pad_arrays(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad (H, W_i) arrays to a float32 (B, 1, H, W_max) array; returns it and the widths
+    (int64, (B,))."""
     h = arrays[0].shape[0]
     wmax = max(a.shape[1] for a in arrays)
     batch = np.zeros((len(arrays), 1, h, wmax), np.float32)
     for i, a in enumerate(arrays):
         batch[i, 0, :, : a.shape[1]] = a
-    widths = torch.tensor([a.shape[1] for a in arrays], dtype=torch.long)
-    return torch.from_numpy(batch), widths
+    return batch, np.array([a.shape[1] for a in arrays], dtype=np.int64)
+
+
+def pad_batch(arrays: list[np.ndarray]):
+    """:func:`pad_arrays` as torch tensors: ``(batch, widths)``."""
+    import torch
+
+    batch, widths = pad_arrays(arrays)
+    return torch.from_numpy(batch), torch.from_numpy(widths)
 
 
 def width_batches(widths: list[int], batch_size: int, max_columns: int) -> list[list[int]]:

@@ -2,10 +2,9 @@
 
 Each network is traced through its export graph (:mod:`.graphs`) with dynamic sizes: the detector
 takes any batch, height and width (multiples of 16), the recogniser and the word splitter any
-batch and width. A folder written by :func:`export_onnx` holds ``ctpn.onnx``, ``wordsplit.onnx``
-(when the detector uses the learned word splitter), ``crnn.onnx`` and ``manifest.json``, which
-records each network's config and a digest of the weights it was exported from, so a folder is
-never run with other weights than the ones it came from.
+batch and width. :func:`export_onnx` writes a folder as :mod:`.folder` describes it, with a
+digest of the weights each network came from, so a folder is never run with other weights than
+the ones it came from.
 """
 
 from __future__ import annotations
@@ -15,12 +14,12 @@ import hashlib
 import io
 import json
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
+from .folder import MANIFEST, NETWORKS, OPSET, NetworkFile, read_manifest
 from .graphs import CRNNGraph, CTPNGraph
 
 if TYPE_CHECKING:
@@ -29,20 +28,8 @@ if TYPE_CHECKING:
     from ..recognition.model import CRNN
     from ..recognition.predictor import Recognizer
 
-MANIFEST = "manifest.json"
-OPSET = 17
-#: The networks of a folder, by file stem.
-NETWORKS = ("ctpn", "wordsplit", "crnn")
-
-
-@dataclass(frozen=True)
-class NetworkFile:
-    """One exported network as the manifest lists it."""
-
-    name: str  # "ctpn", "wordsplit" or "crnn"
-    file: str
-    digest: str  # of the (BatchNorm-folded) weights it was exported from
-    config: dict
+__all__ = ["MANIFEST", "NETWORKS", "OPSET", "NetworkFile", "export_onnx", "networks_of", "onnx_of", "read_manifest",
+           "weights_digest"]
 
 
 def weights_digest(model: torch.nn.Module) -> str:
@@ -113,16 +100,23 @@ def onnx_of(name: str, model: torch.nn.Module) -> bytes:
 
 def export_onnx(out_dir: str | Path, detector: "Detector | None" = None,
                 recognizer: "Recognizer | None" = None) -> list[Path]:
-    """Write the networks of ``detector`` and ``recognizer`` (default: the shipped ones) as ONNX
-    into ``out_dir`` with their manifest; returns the files written."""
+    """Write the networks of ``detector`` and ``recognizer`` (default: the shipped ones, whose
+    model files the manifest then names, so the folder can stand in for them without torch: see
+    :func:`~.folder.shipped_networks`) as ONNX into ``out_dir`` with their manifest; returns the
+    files written."""
+    from .. import shipped
+
+    sources: set[str] = set()
     if detector is None:
         from ..detection.predictor import Detector
 
         detector = Detector.load()
+        sources |= {"ctpn", "wordsplit"}  # its word splitter, when it has one, is the shipped one too
     if recognizer is None:
         from ..recognition.predictor import Recognizer
 
         recognizer = Recognizer.load()
+        sources.add("crnn")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written, entries = [], []
@@ -130,17 +124,10 @@ def export_onnx(out_dir: str | Path, detector: "Detector | None" = None,
         path = out / f"{name}.onnx"
         path.write_bytes(onnx_of(name, model))
         written.append(path)
-        entries.append(NetworkFile(name, path.name, weights_digest(model), model.config.to_dict()))
+        source = shipped.find(name) if name in sources else None
+        entries.append(NetworkFile(name, path.name, weights_digest(model), model.config.to_dict(),
+                                   sha256=shipped.sha256(path), source=source.file if source else "",
+                                   source_sha256=source.sha256 if source else ""))
     manifest = out / MANIFEST
     manifest.write_text(json.dumps({"opset": OPSET, "networks": [e.__dict__ for e in entries]}, indent=2) + "\n")
     return written + [manifest]
-
-
-def read_manifest(folder: str | Path) -> dict[str, NetworkFile]:
-    """The networks an exported folder holds, by name (``ValueError`` when it is not one)."""
-    path = Path(folder) / MANIFEST
-    try:
-        data = json.loads(path.read_text())
-        return {e["name"]: NetworkFile(**e) for e in data["networks"]}
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{path}: not an ONNX export folder of scenetext ({err})") from None
