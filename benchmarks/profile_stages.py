@@ -23,7 +23,7 @@ STAGES = [
     ("decode", "scenetext.reader", "load_image"),
     ("resize", "scenetext.detection.predictor", "resize_for_scale"),
     ("normalize", "scenetext.detection.model", "_normalized"),  # torch
-    ("normalize", "scenetext.detection.inputs", "normalized"),  # onnxruntime (OnnxCTPN.normalize)
+    ("normalize", "scenetext.detection.inputs", "normalized_planes"),  # onnxruntime (OnnxCTPN.normalize)
     ("detector network (onnxruntime)", "scenetext.runtime.onnxrt", "OnnxCTPN.__call__"),
     ("detector backbone", "scenetext.detection.model", "CTPN._features_rgb"),  # in strips, less normalize
     ("detector backbone", "scenetext.detection.model", "CTPN._features"),  # the zoom's crops

@@ -471,6 +471,18 @@ def test_exported_settings_are_the_detectors_defaults(tmp_path):
     assert not (tmp_path / "x.pt").exists()
 
 
+def test_normalized_planes_is_the_normalized_image_in_planes():
+    from scenetext.detection.inputs import normalized_planes
+
+    rgb = np.random.default_rng(1).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    planes = normalized_planes(rgb, pad_to=16)
+    assert planes.shape == (1, 3, 48, 64) and planes.flags["C_CONTIGUOUS"]
+    expected = (rgb.transpose(2, 0, 1) / 255 - np.array(MEAN)[:, None, None]) / np.array(STD)[:, None, None]
+    np.testing.assert_allclose(planes[0, :, :37, :53], expected, rtol=0, atol=1e-6)
+    assert not planes[:, :, 37:].any() and not planes[:, :, :, 53:].any()  # padded with the mean colour
+    np.testing.assert_array_equal(planes, normalize(rgb, pad_to=16).numpy())
+
+
 def test_normalize_pads_with_the_mean_and_gives_the_model_the_same_input():
     rgb = np.random.default_rng(0).integers(0, 256, (2, 37, 53, 3), dtype=np.uint8)
     x = normalize(rgb)

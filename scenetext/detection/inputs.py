@@ -62,5 +62,24 @@ def normalized_into(x: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return out
 
 
+def normalized_planes(rgb: np.ndarray, pad_to: int = 1) -> np.ndarray:
+    """:func:`normalized` of one uint8 RGB image ``(H, W, 3)`` in planes, ``(1, 3, H', W')``: the
+    image is split into its three byte planes and each is looked up straight into its float
+    plane, so no interleaved float copy is made and transposed (at 1600x900 that copy took ~11 ms
+    of the ~14 a transposed :func:`normalized` did; this takes ~3)."""
+    x = np.ascontiguousarray(rgb, dtype=np.uint8)
+    h, w = x.shape[:2]
+    out = np.zeros((1, 3, -(-h // pad_to) * pad_to, -(-w // pad_to) * pad_to), np.float32)
+    if h and w:
+        for c, plane in enumerate(cv2.split(x)):
+            view = out[0, c, :h, :w]
+            written = cv2.LUT(plane, _PLANE_LUTS[c], dst=view)
+            if not np.may_share_memory(written, view):
+                view[...] = written
+    return out
+
+
 #: ``(rgb / 255 - MEAN) / STD`` for every byte value, per channel, as OpenCV's LUT wants it.
 _NORMALIZE_LUT = ((np.arange(256.0)[:, None] / 255 - np.array(MEAN)) / np.array(STD)).astype(np.float32).reshape(256, 1, 3)
+#: The same, one table per channel.
+_PLANE_LUTS = [np.ascontiguousarray(_NORMALIZE_LUT[:, :, c]) for c in range(3)]

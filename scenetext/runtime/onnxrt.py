@@ -67,10 +67,10 @@ class OnnxCTPN:
     @staticmethod
     def normalize(rgb: np.ndarray, pad_to: int = 1) -> np.ndarray:
         """This network's input for one uint8 RGB image ``(H, W, 3)``:
-        :func:`~scenetext.detection.inputs.normalized`, in planes."""
-        from ..detection.inputs import normalized
+        :func:`~scenetext.detection.inputs.normalized_planes`."""
+        from ..detection.inputs import normalized_planes
 
-        return np.ascontiguousarray(normalized(rgb, pad_to).transpose(0, 3, 1, 2))
+        return normalized_planes(rgb, pad_to)
 
     def forward_rgb(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
         """:meth:`__call__` of one uint8 RGB image ``(H, W, 3)``, normalised and padded to
