@@ -89,6 +89,15 @@ def sha256(path: Path) -> str:
 _verified: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, per process
 
 
+def file_sha256(path: Path, st: os.stat_result | None = None) -> str:
+    """``sha256(path)``, computed once per process for a file of the same size and mtime."""
+    st = st or os.stat(path)
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _verified:
+        _verified[key] = sha256(path)
+    return _verified[key]
+
+
 def verify(folder: Path, entry: ModelEntry) -> Path:
     """The entry's file, after checking that it is a regular file of the listed size and sha256."""
     path = Path(folder) / entry.file
@@ -98,12 +107,9 @@ def verify(folder: Path, entry: ModelEntry) -> Path:
         raise ManifestError(f"{path}: model file listed in {MANIFEST_NAME} is missing") from None
     if not os.path.isfile(path):
         raise ManifestError(f"{path}: not a regular file")
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    if key not in _verified:
-        if st.st_size != entry.size:
-            raise ManifestError(f"{path}: refused: {st.st_size} bytes, its manifest lists {entry.size}")
-        _verified[key] = sha256(path)
-    if _verified[key] != entry.sha256:
+    if st.st_size != entry.size:
+        raise ManifestError(f"{path}: refused: {st.st_size} bytes, its manifest lists {entry.size}")
+    if file_sha256(path, st) != entry.sha256:
         raise ManifestError(f"{path}: refused: its sha256 does not match {MANIFEST_NAME} (the file was changed "
                             "or damaged)")
     return path

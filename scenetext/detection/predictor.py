@@ -152,27 +152,30 @@ class Detector:
 
         path = Path(path) if path else model_path("ctpn")
         ck = checkpoint.load(path, kind="ctpn")
-        _stored_settings(kwargs, ck.get("meta", {}).get("settings", {}))
         model = CTPN(CTPNConfig.from_dict(ck["config"]))
         model.load_state_dict(ck["state_dict"])
         fold_batchnorm(model.eval())
         # Channels-last weights and activations run the convolutions ~20 % faster on a CPU (same
         # results to 1e-5). Only for a model loaded here: a training run's model keeps its layout.
         model.to(memory_format=torch.channels_last)
-        if kwargs.get("word_split", "auto") == "auto":
-            kwargs["word_split"] = default_word_split()
-        kwargs.setdefault("name", _name(model.config.variant, path.name, kwargs["word_split"]))
-        return cls(model, **kwargs)
+        return cls.from_network(model, path.name, ck.get("meta", {}).get("settings", {}), **kwargs)
 
     @classmethod
     def from_network(cls, model, file_name: str, settings: dict, **kwargs) -> "Detector":
-        """A detector around a network already made for inference (an onnxruntime session,
-        :mod:`scenetext.runtime.onnxrt`) with the settings its weights file stores (as
-        :meth:`load` takes them from the file; arguments win); ``file_name`` names it."""
-        _stored_settings(kwargs, settings)
+        """A detector around a network made for inference (:meth:`load`'s, or an onnxruntime
+        session, :mod:`scenetext.runtime.onnxrt`) with the settings its weights file stores
+        (arguments win); ``file_name`` names it."""
+        for name, value in settings.items():
+            kwargs.setdefault(name, _SETTING_TYPES[name](value))
+        line_min_score = kwargs.pop("line_min_score", None)
+        if line_min_score is not None and "lines" not in kwargs:
+            kwargs["lines"] = LineConfig(min_score=line_min_score)
         if kwargs.get("word_split", "auto") == "auto":
             kwargs["word_split"] = default_word_split()
-        kwargs.setdefault("name", _name(model.config.variant, file_name, kwargs["word_split"]))
+        name = f"ctpn-{model.config.variant}:{file_name}"
+        if getattr(kwargs["word_split"], "name", None):
+            name += f"+{kwargs['word_split'].name}"  # results name every model that shaped them
+        kwargs.setdefault("name", name)
         return cls(model, **kwargs)
 
     def _propose(self, image: np.ndarray) -> tuple[Proposals, np.ndarray]:
@@ -388,23 +391,6 @@ class WordCut(Protocol):
 
     def cut(self, image: np.ndarray, quads: list[np.ndarray]) -> list[list[np.ndarray]]:
         """For each box on RGB ``image``: its word quads, left to right (``[]``: no word in it)."""
-
-
-def _stored_settings(kwargs: dict, stored: dict) -> None:
-    """Settings stored with a detector's weights, as defaults for ``kwargs`` (in place)."""
-    for name, value in stored.items():
-        kwargs.setdefault(name, _SETTING_TYPES[name](value))
-    line_min_score = kwargs.pop("line_min_score", None)
-    if line_min_score is not None and "lines" not in kwargs:
-        kwargs["lines"] = LineConfig(min_score=line_min_score)
-
-
-def _name(variant: str, file_name: str, word_split) -> str:
-    """A detector's name in results: its variant and file, and its word splitter's name."""
-    name = f"ctpn-{variant}:{file_name}"
-    if getattr(word_split, "name", None):
-        name += f"+{word_split.name}"  # results name every model that shaped them
-    return name
 
 
 def default_word_split() -> WordSplitter | InkSplit:

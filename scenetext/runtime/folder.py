@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..shipped import ManifestError, find, models_dir, sha256
+from ..shipped import ManifestError, file_sha256, find, models_dir
 
 MANIFEST = "manifest.json"
 OPSET = 17
@@ -77,7 +77,7 @@ def shipped_networks(names: tuple[str, ...] = NETWORKS) -> dict[str, tuple[Path,
         path = folder / entry.file
         if not os.path.isfile(path):
             raise ManifestError(f"{path}: missing or not a regular file")
-        if sha256(path) != entry.sha256:
+        if file_sha256(path) != entry.sha256:
             raise ManifestError(f"{path}: refused: its sha256 does not match {MANIFEST} (the file was changed "
                                 "or damaged)")
         model = find(name)
