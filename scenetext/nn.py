@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 from torch import nn
+
+#: The attribute :func:`fold_batchnorm` leaves on a model: the digest of its weights before folding.
+UNFOLDED_DIGEST = "unfolded_weights_digest"
 
 
 class ConvBN(nn.Module):
@@ -24,18 +29,39 @@ class ConvBN(nn.Module):
         return self.act(self.bn(self.conv(x)))
 
 
+def weights_digest(model: nn.Module) -> str:
+    """SHA-256 (16 hex digits) of a model's weights as trained: names, shapes and fp32 values of
+    its parameters and buffers, or, for a model folded by :func:`fold_batchnorm`, of the weights
+    it had before folding. (Folded values are computed, so they may differ in the last bit from
+    one CPU to another; the weights a model file holds do not.)"""
+    recorded = getattr(model, UNFOLDED_DIGEST, None)
+    if recorded is not None:
+        return recorded
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(tensor.shape)).encode())
+        h.update(tensor.detach().to(torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """Fold every eval-mode BatchNorm of a :class:`ConvBN` into its conv, in place (same outputs,
-    one pass less over memory). Use on inference models only."""
+    one pass less over memory). Use on inference models only: the model keeps the digest of its
+    weights before folding (:func:`weights_digest`), so it must not be changed afterwards.
+
+    The folded weights are computed in float64 and rounded once to float32."""
+    digest = weights_digest(model)
     for module in model.modules():
         if isinstance(module, ConvBN) and isinstance(module.bn, nn.BatchNorm2d):
             conv, bn = module.conv, module.bn
-            scale = bn.weight / (bn.running_var + bn.eps).sqrt()
+            scale = bn.weight.double() / (bn.running_var.double() + bn.eps).sqrt()
             fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
                               conv.dilation, groups=conv.groups, bias=True)
-            fused.weight.data = conv.weight.data * scale[:, None, None, None]
-            fused.bias.data = bn.bias.data - bn.running_mean * scale
+            fused.weight.data = (conv.weight.data.double() * scale[:, None, None, None]).to(conv.weight.dtype)
+            fused.bias.data = (bn.bias.data.double() - bn.running_mean.double() * scale).to(conv.weight.dtype)
             module.conv, module.bn = fused, nn.Identity()
+    setattr(model, UNFOLDED_DIGEST, digest)
     return model
 
 

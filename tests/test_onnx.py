@@ -151,6 +151,24 @@ def test_the_shipped_export_comes_from_the_shipped_weights():
         assert entry.config == model.config.to_dict()
 
 
+def test_the_digest_names_the_weights_as_stored_not_their_folded_values():
+    # Folded weights are computed: they may differ in the last bit from one CPU to another, and
+    # the export check must not refuse a folder there. The digest is of the weights before folding.
+    from scenetext import checkpoint
+    from scenetext.detection.model import CTPN, CTPNConfig
+
+    ck = checkpoint.load(shipped.model_path("ctpn"), kind="ctpn")
+    plain = CTPN(CTPNConfig.from_dict(ck["config"])).eval()
+    plain.load_state_dict(ck["state_dict"])
+    before = weights_digest(plain)
+    folded = fold_batchnorm(copy.deepcopy(plain))
+    assert weights_digest(folded) == before == weights_digest(Detector.load().model)
+    other = copy.deepcopy(plain)
+    with torch.no_grad():
+        next(other.parameters()).add_(1e-3)
+    assert weights_digest(fold_batchnorm(other)) != before
+
+
 def test_a_shipped_export_of_other_weights_is_refused(monkeypatch):
     from scenetext.runtime import folder
 

@@ -3,14 +3,14 @@
 Each network is traced through its export graph (:mod:`.graphs`) with dynamic sizes: the detector
 takes any batch, height and width (multiples of 16), the recogniser and the word splitter any
 batch and width. :func:`export_onnx` writes a folder as :mod:`.folder` describes it, with a
-digest of the weights each network came from, so a folder is never run with other weights than
-the ones it came from.
+digest of the weights each network came from (:func:`scenetext.nn.weights_digest`: of the
+weights as the model file holds them, before BatchNorm folding), so a folder is never run with
+other weights than the ones it came from.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import io
 import json
 import warnings
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..nn import weights_digest
 from .folder import MANIFEST, NETWORKS, OPSET, NetworkFile, read_manifest
 from .graphs import CRNNGraph, CTPNGraph
 
@@ -30,16 +31,6 @@ if TYPE_CHECKING:
 
 __all__ = ["MANIFEST", "NETWORKS", "OPSET", "NetworkFile", "export_onnx", "networks_of", "onnx_of", "read_manifest",
            "weights_digest"]
-
-
-def weights_digest(model: torch.nn.Module) -> str:
-    """SHA-256 of a model's parameters and buffers (names, shapes and fp32 values), in 16 hex digits."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(str(tuple(tensor.shape)).encode())
-        h.update(tensor.detach().to(torch.float32).contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def _trace(graph: torch.nn.Module, args: tuple, inputs: list[str], outputs: list[str], axes: dict) -> bytes:

@@ -36,7 +36,7 @@ class NetworkFile:
 
     name: str  # "ctpn", "wordsplit" or "crnn"
     file: str
-    digest: str  # of the (BatchNorm-folded) weights it was exported from
+    digest: str  # of the weights it was exported from, as stored (before BatchNorm folding)
     config: dict
     sha256: str = ""  # of the .onnx file
     source: str = ""  # the shipped model file it was exported from ("ctpn.pt"), when it was one
