@@ -14,7 +14,7 @@ from scenetext.synth.datasets import SynthSceneDataset, SynthWordDataset
 from scenetext.synth.fonts import FEW_FONTS, FontPool, default_font, describe_fonts, discover_fonts, read_caveats
 from scenetext.data.formats import read_det_set, read_rec_set
 from scenetext.synth.render_scenes import SceneRenderer, SceneStyle
-from scenetext.synth.render_text import draw_text
+from scenetext.synth.render_text import degrade, draw_layout, draw_text, layout_text, word_ink_boxes
 from scenetext.synth.render_words import WordRenderer
 from scenetext.synth.text_sampler import DEFAULT_WEIGHTS, TextSampler
 from scenetext.recognition.charset import Charset
@@ -103,6 +103,30 @@ def test_word_boxes_contain_their_ink():
     assert (layer.outline[~covered] < 0.05).all(), "no ink outside the word boxes"
     xs = [b[0] for b in layer.word_boxes]
     assert xs == sorted(xs) and all(b[2] <= nb[0] for b, nb in zip(layer.word_boxes, layer.word_boxes[1:]))
+
+
+def test_a_text_is_measured_as_it_is_drawn():
+    # Scenes place a line from its measured layout and draw it only once it has room.
+    font = default_font(36)
+    layout = layout_text("Open 7 days", font, stroke=1)
+    layer = draw_layout(layout)
+    assert layer.fill.shape == layer.outline.shape == (layout.size[1], layout.size[0])
+    assert word_ink_boxes(layout)[0] == ["Open", "7", "days"]
+    whole = draw_text("Open 7 days", font, stroke=1, per_word=True)
+    assert np.array_equal(whole.fill, layer.fill) and whole.word_boxes == word_ink_boxes(layout)[1]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_degrade_returns_a_new_image_and_leaves_its_input(seed):
+    img = np.random.default_rng(seed).integers(0, 256, (40, 90, 3), dtype=np.uint8)
+    before = img.copy()
+    out = degrade(random.Random(seed), img, strength=1.0 if seed else 0.0)
+    assert out is not img and out.dtype == np.uint8 and out.shape == img.shape
+    assert np.array_equal(img, before)
+    if seed == 0:  # nothing to do: the same pixels
+        assert np.array_equal(out, img)
+    out[:] = 0
+    assert np.array_equal(img, before)
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -22,10 +22,12 @@ from .render_text import (
     box_corners,
     compose_text,
     degrade,
-    draw_text,
+    draw_layout,
     fit_homography,
     homography,
+    layout_text,
     warp_points,
+    word_ink_boxes,
 )
 from .text_sampler import TextSampler
 
@@ -90,11 +92,13 @@ class SceneRenderer:
         # Font size is about 1.4x the ink height of mixed-case text.
         font = get_font(face, max(6, int(round(text_h * 1.4))))
         stroke = max(1, int(text_h / 15)) if rng.random() < st.border_prob else 0
-        layer = draw_text(label, font, stroke=stroke, per_word=True)
-        if not layer.word_boxes:
-            return None
-        lh, lw = layer.fill.shape
+        # Measured first and drawn only once placed: about half the lines find no room.
+        layout = layout_text(label, font, stroke=stroke)
+        lw, lh = layout.size
         if lw > W * 0.95 or lh > H * 0.95:
+            return None
+        word_texts, word_boxes = word_ink_boxes(layout)
+        if not word_boxes:
             return None
         Hm, ww, wh = fit_homography(homography(rng, lw, lh, st.rotation_deg, st.shear, st.perspective), lw, lh)
         if ww >= W or wh >= H:
@@ -105,6 +109,7 @@ class SceneRenderer:
                 break
         else:
             return None
+        layer = draw_layout(layout)
         alphas = [cv2.warpPerspective(a, Hm, (ww, wh), flags=cv2.INTER_LINEAR)
                   for a in (layer.fill, layer.outline) if a is not None]
         roi = canvas[y : y + wh, x : x + ww]
@@ -113,8 +118,8 @@ class SceneRenderer:
         occupied[max(0, y - gap) : y + wh + gap, max(0, x - gap) : x + ww + gap] = 1
 
         shift = np.array([x, y], np.float32)
-        words = [Region(warp_points(Hm, box_corners(b)) + shift, w) for w, b in zip(layer.words, layer.word_boxes)]
-        boxes = np.array(layer.word_boxes)
+        words = [Region(warp_points(Hm, box_corners(b)) + shift, w) for w, b in zip(word_texts, word_boxes)]
+        boxes = np.array(word_boxes)
         union = (boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max())
-        line = Region(warp_points(Hm, box_corners(union)) + shift, " ".join(layer.words))
+        line = Region(warp_points(Hm, box_corners(union)) + shift, " ".join(word_texts))
         return words, line

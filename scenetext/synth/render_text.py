@@ -45,27 +45,56 @@ def _word_ink_box(word: str, font, x: float, y: int, stroke: int = 0):
     return int(np.floor(x + bx0)), y + by0, int(np.ceil(x + bx1)), y + by1
 
 
-def draw_text(text: str, font, stroke: int = 0, pad: int | None = None, per_word: bool = False) -> TextLayer:
-    """Draw `text` on a transparent canvas. `per_word` also measures each space-separated word
-    (its ink box, border included)."""
+@dataclass
+class TextLayout:
+    """Where `text` goes on its transparent canvas, measured without drawing it."""
+
+    text: str
+    font: object
+    stroke: int
+    size: tuple[int, int]  # canvas (width, height)
+    origin: tuple[int, int]  # where the text is drawn on it
+
+
+def layout_text(text: str, font, stroke: int = 0, pad: int | None = None) -> TextLayout:
+    """Measure `text` (border included) and the canvas it is drawn on, padded by `pad` (default:
+    a quarter of its height and its border, plus 2) on every side."""
     x0, y0, x1, y1 = font.getbbox(text, stroke_width=stroke)
     if pad is None:
         pad = 2 + stroke + (y1 - y0) // 4
-    size = (x1 - x0 + 2 * pad, y1 - y0 + 2 * pad)
-    origin = (pad - x0, pad - y0)
-    fill = _draw(text, font, origin, size)
-    outline = _draw(text, font, origin, size, stroke) if stroke > 0 else None
+    return TextLayout(text, font, stroke, (x1 - x0 + 2 * pad, y1 - y0 + 2 * pad), (pad - x0, pad - y0))
+
+
+def word_ink_boxes(layout: TextLayout) -> tuple[list[str], list[tuple[int, int, int, int]]]:
+    """The space-separated words of a laid-out text that have ink, and their ink boxes (border
+    included) on its canvas, from FreeType's glyph boxes (no drawing)."""
+    text, font, (ox, oy) = layout.text, layout.font, layout.origin
     words, boxes = [], []
-    if per_word:
-        start = 0
-        for word in text.split(" "):
-            if word:
-                box = _word_ink_box(word, font, origin[0] + font.getlength(text[:start]), origin[1], stroke)
-                if box is not None:
-                    words.append(word)
-                    boxes.append(box)
-            start += len(word) + 1
+    start = 0
+    for word in text.split(" "):
+        if word:
+            box = _word_ink_box(word, font, ox + font.getlength(text[:start]), oy, layout.stroke)
+            if box is not None:
+                words.append(word)
+                boxes.append(box)
+        start += len(word) + 1
+    return words, boxes
+
+
+def draw_layout(layout: TextLayout, per_word: bool = False) -> TextLayer:
+    """Draw a laid-out text: its fill alpha, its outline alpha when it has a border, and with
+    `per_word` its words' ink boxes (:func:`word_ink_boxes`)."""
+    text, font, origin, size = layout.text, layout.font, layout.origin, layout.size
+    fill = _draw(text, font, origin, size)
+    outline = _draw(text, font, origin, size, layout.stroke) if layout.stroke > 0 else None
+    words, boxes = word_ink_boxes(layout) if per_word else ([], [])
     return TextLayer(fill, outline, boxes, words)
+
+
+def draw_text(text: str, font, stroke: int = 0, pad: int | None = None, per_word: bool = False) -> TextLayer:
+    """Draw `text` on a transparent canvas (:func:`layout_text`, then :func:`draw_layout`).
+    `per_word` also measures each space-separated word (its ink box, border included)."""
+    return draw_layout(layout_text(text, font, stroke, pad), per_word)
 
 
 def luminance(rgb) -> float:
@@ -166,14 +195,15 @@ def curve_remap(rng: random.Random, alphas: list[np.ndarray], amplitude: float) 
 def degrade(rng: random.Random, img: np.ndarray, strength: float = 1.0) -> np.ndarray:
     """Camera-like degradations on a uint8 RGB image: uneven light, low-res, blur, noise, JPEG."""
     h, w = img.shape[:2]
-    out = img.astype(np.float32)
+    out = img
     if rng.random() < 0.3 * strength:  # uneven light
         gx = np.linspace(rng.uniform(0.5, 1.2), rng.uniform(0.5, 1.2), w, dtype=np.float32)
         gy = np.linspace(rng.uniform(0.7, 1.2), rng.uniform(0.7, 1.2), h, dtype=np.float32)
-        out *= (gy[:, None] * gx[None, :])[..., None]
+        out = out * (gy[:, None] * gx[None, :])[..., None]
     if rng.random() < 0.3 * strength:  # contrast / brightness
-        out = (out - 128) * rng.uniform(0.5, 1.3) + 128 + rng.uniform(-40, 40)
-    out = np.clip(out, 0, 255).astype(np.uint8)
+        out = (out.astype(np.float32) - 128) * rng.uniform(0.5, 1.3) + 128 + rng.uniform(-40, 40)
+    if out is not img:  # back to uint8 only when light or contrast changed it
+        out = np.clip(out, 0, 255).astype(np.uint8)
     if rng.random() < 0.3 * strength:  # low resolution
         f = rng.uniform(0.3, 0.8)
         small = cv2.resize(out, (max(2, int(w * f)), max(2, int(h * f))), interpolation=cv2.INTER_AREA)
@@ -198,4 +228,4 @@ def degrade(rng: random.Random, img: np.ndarray, strength: float = 1.0) -> np.nd
         ok, enc = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(15, 80)])
         if ok:
             out = cv2.imdecode(enc, cv2.IMREAD_UNCHANGED)
-    return out
+    return out.copy() if out is img else out  # always a new array
