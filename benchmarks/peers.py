@@ -5,8 +5,9 @@ peers in venvs made here under ``.bench-venvs/`` from the package registry (thei
 their wheels; none needs torch). They read the same photos (the first 20 ICDAR 2015 test images,
 1280x720, or synthetic scenes without ../shared) from file to text with the same thread count,
 interleaved photo by photo so that a shared machine's drift hits every system alike, after one
-warm-up photo each. The table (median seconds per photo, ratio to PP-OCRv6 tiny, peak resident
-memory) goes into BENCHMARKS.md between its bench-peers markers with the machine's fp32 matmul
+warm-up photo each, with a pause of :data:`SETTLE_SECONDS` before each read so that no system
+is timed while another's threads still hold the cores. The table (median seconds per photo,
+ratio to PP-OCRv6 tiny, peak resident memory) goes into BENCHMARKS.md between its bench-peers markers with the machine's fp32 matmul
 speed before and after. Peers are only measured here; nothing of them is used by scenetext.
 """
 
@@ -17,6 +18,7 @@ import json
 import platform
 import subprocess
 import sys
+import time
 import venv
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +122,11 @@ class Worker:
         return peak
 
 
+#: Pause before each read, so that a system is timed alone: onnxruntime's pool threads spin for a
+#: while after a call by default, and would take the cores from the system read next.
+SETTLE_SECONDS = 0.2
+
+
 def measure(systems: list[System], photos: list[Path], threads: int) -> list[Measured]:
     """Every system on every photo, interleaved (the order of the systems turns each photo)."""
     workers = [Worker(s, threads) for s in systems]
@@ -130,6 +137,7 @@ def measure(systems: list[System], photos: list[Path], threads: int) -> list[Mea
         lines = dict.fromkeys(seconds, 0)
         for i, photo in enumerate(photos):
             for w in workers[i % len(workers):] + workers[: i % len(workers)]:
+                time.sleep(SETTLE_SECONDS)
                 answer = w.read(photo)
                 seconds[w.system.key].append(answer["seconds"])
                 lines[w.system.key] += answer["lines"]
@@ -144,7 +152,8 @@ def table(results: list[Measured], photos: int, threads: int, machine: tuple[flo
     base = next(r for r in results if r.system.key == BASELINE).median
     lines = [BEGIN, "## Side by side with other CPU OCR systems", "",
              f"`make bench-peers` (`python benchmarks/peers.py`): {photos} photos (ICDAR 2015 test, 1280x720), "
-             f"{threads} threads, from file to text, interleaved photo by photo after one warm-up each; "
+             f"{threads} threads, from file to text, interleaved photo by photo after one warm-up each "
+             f"({SETTLE_SECONDS:g} s pause before each read); "
              f"machine {machine[0]:.1f} GFLOP/s fp32 matmul before, {machine[1]:.1f} after "
              f"({platform.machine()}, Python {platform.python_version()}).", "",
              "| system | median s / photo | ratio to PP-OCRv6 tiny | peak RSS MB | lines found |",
