@@ -8,7 +8,8 @@ interleaved photo by photo so that a shared machine's drift hits every system al
 warm-up photo each, with a pause of :data:`SETTLE_SECONDS` before each read so that no system
 is timed while another's threads still hold the cores. The table (median seconds per photo,
 ratio to PP-OCRv6 tiny, peak resident memory) goes into BENCHMARKS.md between its bench-peers
-markers with the machine's fp32 matmul speed before and after. Peers are only measured here; nothing of them is used by scenetext.
+markers with the machine's fp32 matmul speed before and after. Peers are only measured here;
+nothing of them is used by scenetext.
 """
 
 from __future__ import annotations
