@@ -366,8 +366,20 @@ def main(argv=None) -> int:
                  "Command: `make bench` (`python benchmarks/bench.py`).", "",
                  "| benchmark | value | unit | target |", "|---|---:|---|---|"]
         lines += [f"| {r['name']} | {r['value']:.1f} | {r['unit']} | {r['target']} |" for r in rows]
+        lines += ["", _notes(rows)]
         args.out.write_text("\n".join(lines) + "\n" + _kept_sections(args.out))
     return 0
+
+
+def _notes(rows: list[dict]) -> str:
+    """The paragraph under the table: how to read this run's rows."""
+    speeds = [r["value"] for r in rows if r["name"].startswith("machine:")]
+    machine = (f" (fp32 matmul {speeds[0]:.0f} GFLOP/s at the start, {speeds[-1]:.0f} at the end)"
+               if len(speeds) > 1 else "")
+    return (f"All rows are from one run of `python benchmarks/bench.py`{machine}. This shared machine's speed "
+            "swings by 2x or more between runs, so compare rows within one table. The end-to-end, folder and "
+            "memory rows run in processes of their own on the default backend the end-to-end row names "
+            "(onnxruntime, for the shipped models where it is installed, never imports torch).")
 
 
 def _kept_sections(path: Path) -> str:
