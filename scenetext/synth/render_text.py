@@ -81,20 +81,23 @@ def word_ink_boxes(layout: TextLayout) -> tuple[list[str], list[tuple[int, int, 
     return words, boxes
 
 
-def draw_layout(layout: TextLayout, per_word: bool = False) -> TextLayer:
-    """Draw a laid-out text: its fill alpha, its outline alpha when it has a border, and with
-    `per_word` its words' ink boxes (:func:`word_ink_boxes`)."""
+def draw_layout(layout: TextLayout) -> TextLayer:
+    """Draw a laid-out text: its fill alpha, and its outline alpha when it has a border (no word
+    boxes: :func:`word_ink_boxes` measures those)."""
     text, font, origin, size = layout.text, layout.font, layout.origin, layout.size
     fill = _draw(text, font, origin, size)
     outline = _draw(text, font, origin, size, layout.stroke) if layout.stroke > 0 else None
-    words, boxes = word_ink_boxes(layout) if per_word else ([], [])
-    return TextLayer(fill, outline, boxes, words)
+    return TextLayer(fill, outline, [], [])
 
 
 def draw_text(text: str, font, stroke: int = 0, pad: int | None = None, per_word: bool = False) -> TextLayer:
     """Draw `text` on a transparent canvas (:func:`layout_text`, then :func:`draw_layout`).
     `per_word` also measures each space-separated word (its ink box, border included)."""
-    return draw_layout(layout_text(text, font, stroke, pad), per_word)
+    layout = layout_text(text, font, stroke, pad)
+    layer = draw_layout(layout)
+    if per_word:
+        layer.words, layer.word_boxes = word_ink_boxes(layout)
+    return layer
 
 
 def luminance(rgb) -> float:
