@@ -102,7 +102,7 @@ def load(path: str | Path, kind: str | None = None) -> dict:
 
 #: Settings a model file of each kind may carry (``meta["settings"]``) for its predictor.
 SETTINGS = {"ctpn": {"score_threshold", "line_min_score", "scales", "max_side", "zoom", "line_margin",
-                  "line_builder"},
+                  "line_builder", "read_line_min_score"},
             "wordsplit": {"threshold", "min_gap", "min_word", "drop_empty", "trim_lines", "line_gap"}}
 
 

@@ -923,6 +923,10 @@ def eval_det(folder, weights, protocol, level, limit, json_out, word_split, zoom
 @click.option("--line-min-score", type=click.FloatRange(0, 1),
               help="detector only: lines whose mean (min-max normalised) proposal score is lower are dropped "
                    "(default 0.7)")
+@click.option("--read-line-min-score", type=click.FloatRange(0, 1),
+              help="detector only: --line-min-score when a recogniser reads the lines (scenetext run, eval e2e, "
+                   "the Reader), whose confidence drops the false lines a lower score lets through (default: "
+                   "--line-min-score)")
 @click.option("--scale", "scales", multiple=True, type=click.IntRange(min=32),
               help="detector only: short side(s) to detect at with these weights (default 720); repeatable")
 @click.option("--max-side", type=click.IntRange(min=32),
@@ -939,8 +943,8 @@ def eval_det(folder, weights, protocol, level, limit, json_out, word_split, zoom
               help="detector only: how proposals become lines (default columns)")
 @click.option("--split-threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="word splitter only: a frame is inside a word at this probability or more (default 0.4)")
-def export(checkpoint_file, out, onnx_dir, fp32, average, score_threshold, line_min_score, scales, max_side, zoom,
-           zoom_threshold, line_margin, line_builder, split_threshold):
+def export(checkpoint_file, out, onnx_dir, fp32, average, score_threshold, line_min_score, read_line_min_score,
+           scales, max_side, zoom, zoom_threshold, line_margin, line_builder, split_threshold):
     """Strip the training state from a checkpoint and write a model file.
 
     The settings chosen for a model's weights travel with them: e.g.
@@ -963,7 +967,8 @@ def export(checkpoint_file, out, onnx_dir, fp32, average, score_threshold, line_
         raise click.UsageError("give CHECKPOINT_FILE and OUT, or --onnx DIR")
     from . import checkpoint
 
-    settings = {"score_threshold": score_threshold, "line_min_score": line_min_score, "scales": list(scales) or None,
+    settings = {"score_threshold": score_threshold, "line_min_score": line_min_score,
+                "read_line_min_score": read_line_min_score, "scales": list(scales) or None,
                 "max_side": max_side, "line_margin": line_margin, "line_builder": line_builder,
                 "threshold": split_threshold}
     if zoom_threshold is not None and zoom is None:
@@ -978,9 +983,9 @@ def export(checkpoint_file, out, onnx_dir, fp32, average, score_threshold, line_
     except checkpoint.ModelFileError as exc:
         raise click.ClickException(printable(str(exc))) from None
     except checkpoint.UnknownSettingError as exc:
-        raise click.UsageError(f"{exc} (--score-threshold, --line-min-score, --scale, --max-side, --zoom, "
-                               "--line-margin and --line-builder are for detector checkpoints, --split-threshold "
-                               "for word splitters)") from exc
+        raise click.UsageError(f"{exc} (--score-threshold, --line-min-score, --read-line-min-score, --scale, "
+                               "--max-side, --zoom, --line-margin and --line-builder are for detector checkpoints, "
+                               "--split-threshold for word splitters)") from exc
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 

@@ -98,7 +98,9 @@ class Reader:
 
     Args:
         detector: a :class:`~scenetext.detection.predictor.Detector` (or any object with its
-            ``detect(rgb, level)`` method); default: the shipped weights, loaded on first use.
+            ``detect(rgb, level)`` method), used as given; default: the shipped weights, loaded on
+            first use as the pipeline runs them (``Detector.for_reading``: it keeps less sure
+            lines than on its own, and ``min_confidence`` drops those that read as nothing).
         recognizer: a :class:`~scenetext.recognition.predictor.Recognizer`; default likewise.
         device: only ``"cpu"`` is supported.
         min_confidence: boxes read with a lower confidence (0-1) are dropped, and lines left empty.
@@ -238,11 +240,12 @@ class Reader:
                 if self._zoom is not None:
                     options["zoom"] = Zoom(self._zoom)
                 if self._shipped_onnx(self._detector_weights):
-                    self._detector = self._runtime.load_detector(**options)
+                    detector = self._runtime.load_detector(**options)
                 else:
-                    self._detector = Detector.load(self._detector_weights, **options)
+                    detector = Detector.load(self._detector_weights, **options)
                     if self._runtime is not None:
-                        self._runtime.attach(detector=self._detector)
+                        self._runtime.attach(detector=detector)
+                self._detector = detector.for_reading()
             return self._detector
 
     @property

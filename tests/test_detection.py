@@ -5,6 +5,8 @@ Hand-made cases only; no training.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -602,3 +604,40 @@ def test_grow_vertically_moves_top_and_bottom_along_the_sides():
     slanted = np.float32([[10, 20], [110, 30], [113, 50], [13, 40]])
     grown = grow_vertically(slanted, 0.25)
     np.testing.assert_allclose(grown, [[9.25, 15], [109.25, 25], [113.75, 55], [13.75, 45]])
+
+
+def test_a_reading_detector_keeps_the_less_sure_lines_the_detector_alone_drops(monkeypatch, tmp_path):
+    from scenetext.reader import Reader
+
+    # Normalised over the image, the weak line scores 0.3: under the detector's 0.4, above 0.2.
+    weak = make_proposals(range(20, 30), 100, 124, scores=np.full(10, 0.79))
+    strong = make_proposals(range(5, 15), 200, 224, scores=np.full(10, 0.99))
+    floor = make_proposals([50], 300, 324, scores=[0.7])  # the image's weakest proposal: normalised to 0
+    proposals = concat(weak, strong, floor)
+    monkeypatch.setattr(Detector, "_propose", lambda self, image: (proposals, np.zeros((1, 1), np.float32)))
+    model = CTPN()
+    trained, shipped = tmp_path / "last.pt", tmp_path / "ctpn.pt"
+    checkpoint.save(trained, {"kind": "ctpn", "config": model.config.to_dict(), "state_dict": model.state_dict()})
+    checkpoint.export_weights(trained, shipped, settings={"line_min_score": 0.4, "read_line_min_score": 0.2,
+                                                          "scales": [400], "max_side": 800})
+    alone = Detector.load(shipped, word_split=None, lines=replace(PLAIN, min_score=0.4))
+    alone.read_line_min_score = 0.2
+    rgb = np.zeros((400, 800, 3), np.uint8)
+    tops = lambda detector: sorted(round(float(d.quad[0, 1])) for d in detector.detect(rgb))  # noqa: E731
+    assert tops(alone) == [200]
+    reading = alone.for_reading()
+    assert reading is not alone and reading.model is alone.model and reading.lines.min_score == pytest.approx(0.2)
+    assert alone.lines.min_score == pytest.approx(0.4)  # the detector itself is left as it was
+    assert tops(reading) == [100, 200]
+    # The stored settings: the detector on its own keeps its line score, the Reader's runs at the reading one.
+    loaded = Detector.load(shipped, word_split=None)
+    assert loaded.lines.min_score == pytest.approx(0.4) and loaded.read_line_min_score == pytest.approx(0.2)
+    assert Reader(detector_weights=shipped, backend="torch").detector.lines.min_score == pytest.approx(0.2)
+    unset = tmp_path / "unset.pt"
+    checkpoint.export_weights(trained, unset, settings={"line_min_score": 0.4})
+    plain = Detector.load(unset, word_split=None)
+    assert plain.for_reading() is plain
+    given = Detector.load(shipped, word_split=None)
+    assert Reader(detector=given).detector is given  # a detector the caller gives is used as given
+    with pytest.raises(ValueError, match="read_line_min_score"):
+        Detector(model, read_line_min_score=1.5)

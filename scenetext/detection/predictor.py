@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol
 
@@ -57,7 +58,7 @@ DEFAULT_MAX_SIDE = 1280
 #: How each setting a model file may carry (``checkpoint.SETTINGS["ctpn"]``) becomes an argument.
 _SETTING_TYPES = {"score_threshold": float, "line_min_score": float, "scales": lambda v: tuple(int(s) for s in v),
                   "max_side": int, "zoom": lambda v: Zoom(**v) if v else None, "line_margin": float,
-                  "line_builder": str}
+                  "line_builder": str, "read_line_min_score": float}
 
 
 @dataclass(frozen=True)
@@ -103,14 +104,22 @@ class Detector:
             finds no word in) or an :class:`~.words.InkSplit` (where the photo's pixels go blank
             for a while) — or ``None`` (proposal gaps alone); ``"auto"`` (the default, here and
             in :meth:`load`): :func:`default_word_split`.
+        read_line_min_score: the lines' ``min_score`` when a recogniser reads what this
+            detector finds (:meth:`for_reading`, what the :class:`~scenetext.reader.Reader` runs):
+            the recogniser's confidence drops the false lines a lower score lets through, so a
+            pipeline keeps less sure lines than the detector on its own; ``None``: the same as
+            ``lines.min_score``.
     """
 
     def __init__(self, model: CTPN, scales: tuple[int, ...] = (DEFAULT_SCALE,), max_side: int = DEFAULT_MAX_SIDE,
                  score_threshold: float = 0.7, proposal_nms: float = 0.3, lines: LineConfig | None = None,
                  name: str = "ctpn", word_split: "WordCut | str | None" = "auto",
                  cover_threshold: float = 0.5, zoom: Zoom | None = None, line_margin: float = 0.0,
-                 line_builder: str = "columns"):
+                 line_builder: str = "columns", read_line_min_score: float | None = None):
         self.model = model.eval()
+        if read_line_min_score is not None and not 0 <= read_line_min_score <= 1:
+            raise ValueError(f"read_line_min_score must be from 0 to 1, got {read_line_min_score}")
+        self.read_line_min_score = read_line_min_score
         if line_builder not in LINE_BUILDERS:
             raise ValueError(f"line_builder must be one of {', '.join(LINE_BUILDERS)}, got {line_builder!r}")
         self.line_builder = line_builder
@@ -177,6 +186,16 @@ class Detector:
             name += f"+{kwargs['word_split'].name}"  # results name every model that shaped them
         kwargs.setdefault("name", name)
         return cls(model, **kwargs)
+
+    def for_reading(self) -> "Detector":
+        """This detector as it runs with a recogniser behind it: lines kept down to
+        :attr:`read_line_min_score` (a copy sharing the network), or itself when that is unset or
+        already its lines' ``min_score``."""
+        if self.read_line_min_score is None or self.read_line_min_score == self.lines.min_score:
+            return self
+        reading = copy.copy(self)
+        reading.lines = replace(self.lines, min_score=self.read_line_min_score)
+        return reading
 
     def _propose(self, image: np.ndarray) -> tuple[Proposals, np.ndarray]:
         """The model on one (resized) image: its proposals and each stride-16 cell's best text
