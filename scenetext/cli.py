@@ -797,12 +797,20 @@ def eval_e2e(folder, weights_det, weights_rec, json_out, limit, level, min_confi
               help="set to report on during training; repeatable")
 @click.option("--val-every", type=click.IntRange(min=1), default=500, show_default=True)
 @click.option("--val-limit", type=click.IntRange(min=1), default=100, show_default=True, help="photos per --val set")
-@click.option("--variant", type=click.Choice(["small", "vgg16"]), default="small", show_default=True)
+@click.option("--variant", type=click.Choice(["small", "lite", "vgg16"]), default="small", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=1, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--checkpoint-minutes", type=float, default=5.0, show_default=True)
-@click.option("--init", type=click.Path(exists=True, dir_okay=False), help="start from these weights")
+@click.option("--init", type=click.Path(exists=True, dir_okay=False),
+              help="start from these weights (of another variant: the layers the two share)")
+@click.option("--teacher", type=click.Path(exists=True, dir_okay=False),
+              help="also learn this trained detector's outputs on the same images (distillation)")
+@click.option("--distill", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="weight of the distillation loss beside the detection loss")
+@click.option("--hint", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="with --teacher: weight of a loss that also matches two of its feature maps (stride 8 and "
+                   "the window conv's), which teaches a student's own layers fast")
 @click.option("--no-resume", is_flag=True, help="ignore OUT/last.pt and start again")
 @click.option("--stop-at", type=click.IntRange(min=1), help="checkpoint and stop at this step (resume later)")
 @click.option("--short-side", type=(click.IntRange(min=32), click.IntRange(min=32)), default=(400, 800),
@@ -819,8 +827,8 @@ def eval_e2e(folder, weights_det, weights_rec, json_out, limit, level, min_confi
               help="seamless pasting: each pasted row fades into the scene over a margin of its own edge pixels "
                    "drawn from MIN..MAX row heights, so no patch edge marks the word (0 0: pasted as rectangles)")
 def train_det(out, steps, batch_size, lr, real, real_ratio, val, val_every, val_limit, variant, seed, workers,
-              threads, checkpoint_minutes, init, no_resume, stop_at, short_side, hard_negatives, paste, paste_ratio,
-              paste_margin):
+              threads, checkpoint_minutes, init, teacher, distill, hint, no_resume, stop_at, short_side, hard_negatives,
+              paste, paste_ratio, paste_margin):
     """Train the CTPN detector on synthetic scenes mixed with real detection sets."""
     from .train.detector import DetTrainConfig
     from .train.detector import train as run_training
@@ -828,8 +836,8 @@ def train_det(out, steps, batch_size, lr, real, real_ratio, val, val_every, val_
     run_training(DetTrainConfig(
         out=out, steps=steps, batch_size=batch_size, lr=lr, real=list(real), real_ratio=real_ratio, val=list(val),
         val_every=val_every, val_limit=val_limit, variant=variant, seed=seed, workers=workers, threads=threads,
-        checkpoint_minutes=checkpoint_minutes, init=init, resume=not no_resume, stop_at=stop_at,
-        short_side=tuple(sorted(short_side)), hard_negatives=hard_negatives, paste=list(paste),
+        checkpoint_minutes=checkpoint_minutes, init=init, teacher=teacher, distill=distill, hint=hint, resume=not no_resume,
+        stop_at=stop_at, short_side=tuple(sorted(short_side)), hard_negatives=hard_negatives, paste=list(paste),
         paste_ratio=paste_ratio, paste_margin=tuple(sorted(paste_margin))))
 
 

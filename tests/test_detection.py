@@ -381,9 +381,10 @@ def test_line_nms():
 # --------------------------------------------------------------------------- model
 
 
+@pytest.mark.parametrize("variant", ["small", "lite"])
 @pytest.mark.parametrize("size", [(96, 160), (100, 150)])
-def test_model_forward_shapes(size):
-    model = CTPN(CTPNConfig()).eval()
+def test_model_forward_shapes(size, variant):
+    model = CTPN(CTPNConfig(variant=variant)).eval()
     with torch.no_grad():
         out = model(torch.zeros(1, 3, *size))
     h, w = feature_size(*size)
@@ -504,13 +505,14 @@ def test_normalize_pads_with_the_mean_and_gives_the_model_the_same_input():
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("variant", ["small", "lite"])
 @pytest.mark.parametrize("size,strip_rows", [((300, 517), 64), ((333, 90), 40), ((161, 200), 8), ((64, 64), 256)])
-def test_the_stem_in_strips_gives_the_one_pass_outputs(size, strip_rows):
+def test_the_stem_in_strips_gives_the_one_pass_outputs(size, strip_rows, variant):
     """forward_rgb runs the first layers strip by strip: with strips of many sizes (one, a few,
     many; the last one short; heights that are not multiples of 16) the outputs are those of
     one pass over the padded image."""
     torch.manual_seed(1)
-    model = CTPN().eval()
+    model = CTPN(CTPNConfig(variant=variant)).eval()
     for module in model.modules():  # BatchNorms with statistics of their own, as after training
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-0.5, 0.5)
@@ -641,3 +643,60 @@ def test_a_reading_detector_keeps_the_less_sure_lines_the_detector_alone_drops(m
     assert Reader(detector=given).detector is given  # a detector the caller gives is used as given
     with pytest.raises(ValueError, match="read_line_min_score"):
         Detector(model, read_line_min_score=1.5)
+
+
+def test_the_lite_variant_shares_every_layer_but_the_early_convs_and_the_window_with_small():
+    from scenetext.train.detector import load_matching
+
+    small, lite = CTPN(CTPNConfig(variant="small")), CTPN(CTPNConfig(variant="lite"))
+    before = {k: v.clone() for k, v in lite.state_dict().items()}
+    taken, total = load_matching(lite, small.state_dict())
+    assert 0 < taken < total == len(before)
+    shared = {k.split(".")[0] + "." + k.split(".")[1] if k.startswith("backbone") else k.split(".")[0]
+              for k, v in small.state_dict().items() if k in before and before[k].shape == v.shape}
+    assert {"backbone.0", "backbone.4", "backbone.8", "rnn", "fc", "head"} <= shared
+    assert not {"backbone.1", "backbone.2", "backbone.3", "window"} & shared
+    for k, v in lite.state_dict().items():
+        same_shape = k in small.state_dict() and small.state_dict()[k].shape == v.shape
+        assert torch.equal(v, small.state_dict()[k] if same_shape else before[k]), k
+    assert sum(p.numel() for p in lite.parameters()) < sum(p.numel() for p in small.parameters())
+
+
+def test_distill_loss_is_zero_for_the_teachers_own_outputs_and_teaches_only_the_student():
+    from scenetext.train.det_loss import distill_loss
+
+    torch.manual_seed(0)
+    teacher, student = CTPN().eval(), CTPN().train()
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        taught = teacher(x)
+    assert float(distill_loss(taught, taught)) == pytest.approx(0.0, abs=1e-6)
+    loss = distill_loss(student(x), taught)
+    assert float(loss.detach()) > 0
+    loss.backward()
+    assert all(p.grad is None for p in teacher.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
+    # Coordinates count only where the teacher sees text: with no text anywhere they do not.
+    no_text = {**taught, "scores": torch.stack([torch.full_like(taught["scores"][..., 0], 20.0),
+                                                 torch.full_like(taught["scores"][..., 1], -20.0)], -1)}
+    moved = {**no_text, "vertical": no_text["vertical"] + 5.0, "side": no_text["side"] - 5.0}
+    assert float(distill_loss(moved, no_text)) == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("variant", ["small", "lite"])
+def test_the_hinted_forward_is_the_forward_and_its_maps_have_one_shape_in_both_variants(variant):
+    from scenetext.detection.model import HINT_LAYERS
+    from scenetext.train.det_loss import hint_loss
+
+    torch.manual_seed(0)
+    model = CTPN(CTPNConfig(variant=variant)).eval()
+    x = torch.randn(1, 3, 70, 100)  # padded to 80 x 112 inside
+    with torch.no_grad():
+        plain = model(x)
+        hinted, maps = model.forward_with_hints(x)
+    for key in plain:
+        torch.testing.assert_close(hinted[key], plain[key])
+    assert HINT_LAYERS == 4 and [tuple(m.shape) for m in maps] == [(1, 64, 10, 14), (1, 128, 5, 7)]
+    assert float(hint_loss(maps, maps)) == 0.0
+    teacher = [torch.randn(2, 64, 10, 14), 3 * torch.randn(2, 128, 5, 7)]
+    assert float(hint_loss([2 * t for t in teacher], teacher)) == pytest.approx(2.0, rel=1e-5)  # 1 per map, any scale

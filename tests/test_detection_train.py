@@ -84,3 +84,17 @@ def test_pasted_crop_scenes_feed_training_and_a_fixed_holdout(tmp_path):
     again = paste_holdout_set(tmp_path / "held", crops, 3)
     assert len(held) == 3 and all(s.regions for s in held)
     assert [[r.text for r in s.regions] for s in held] == [[r.text for r in s.regions] for s in again]
+
+
+def test_a_lite_student_starts_from_a_small_detector_and_learns_its_outputs(tmp_path):
+    from scenetext.detection.model import CTPN, CTPNConfig
+
+    teacher_path = train(tiny_config(tmp_path / "teacher"), renderer_factory=BarRenderer)
+    cfg = tiny_config(tmp_path / "student")
+    cfg.variant, cfg.init, cfg.teacher, cfg.distill = "lite", str(teacher_path), str(teacher_path), 1.0
+    student = checkpoint.load(train(cfg, renderer_factory=BarRenderer))
+    assert CTPNConfig.from_dict(student["config"]).variant == "lite"
+    log = [json.loads(line) for line in (tmp_path / "student" / "log.jsonl").read_text().splitlines()]
+    assert all("distill" in entry and np.isfinite(entry["distill"]) and entry["distill"] > 0 for entry in log)
+    model = CTPN(CTPNConfig(variant="lite"))
+    model.load_state_dict(student["state_dict"])  # a lite model file loads as one

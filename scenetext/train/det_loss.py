@@ -70,3 +70,26 @@ def hard_negative_loss(ce: torch.Tensor, negatives: torch.Tensor, k: int) -> tor
     top, _ = masked.topk(min(k, ce.shape[1]), dim=1)
     chosen = torch.isfinite(top)
     return _masked_mean(top, chosen)
+
+
+def distill_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], beta: float = 1 / 9) -> torch.Tensor:
+    """How far a student's outputs are from a teacher's on the same images (both as
+    :class:`~scenetext.detection.model.CTPN` returns them): the KL divergence of the teacher's
+    text/non-text distribution from the student's, averaged over every anchor, plus smooth-L1
+    between their vertical coordinates and side offsets, each anchor weighted by the teacher's
+    text probability (where the teacher sees no text, its coordinates mean nothing)."""
+    t_logp = F.log_softmax(teacher["scores"].float(), dim=-1)
+    s_logp = F.log_softmax(student["scores"], dim=-1)
+    kl = (t_logp.exp() * (t_logp - s_logp)).sum(-1).mean()
+    weight = t_logp[..., 1].exp()
+    norm = weight.sum().clamp(min=1.0)
+    vertical = F.smooth_l1_loss(student["vertical"], teacher["vertical"], reduction="none", beta=beta).sum(-1)
+    side = F.smooth_l1_loss(student["side"], teacher["side"], reduction="none", beta=beta)
+    return kl + ((vertical + side) * weight).sum() / norm
+
+
+def hint_loss(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> torch.Tensor:
+    """How far a student's feature maps are from a teacher's of the same shapes
+    (:meth:`~scenetext.detection.model.CTPN.forward_with_hints`): each map's mean squared
+    difference relative to the teacher map's mean square, summed over the maps."""
+    return sum(((s - t) ** 2).mean() / (t ** 2).mean().clamp(min=1e-12) for s, t in zip(student, teacher))

@@ -36,7 +36,7 @@ from .common import (
     worker_init,
 )
 from .det_data import AugmentConfig, DetDataset, DetSampleSource, collate
-from .det_loss import LossConfig, ctpn_loss
+from .det_loss import LossConfig, ctpn_loss, distill_loss, hint_loss
 
 
 @dataclass
@@ -74,6 +74,9 @@ class DetTrainConfig:
     paste_holdout_scenes: int = 40  # scenes rendered from the held-out crops, for validation
     paste_margin: tuple[float, float] = (0.0, 0.0)  # seamless pasting: PasteStyle.margin range
     deadline: float | None = None  # checkpoint and stop once time.time() passes this
+    teacher: str | None = None  # a trained detector whose outputs the model also learns (distillation)
+    distill: float = 1.0  # weight of the distillation loss beside the detection loss
+    hint: float = 0.0  # weight of the feature-map distillation loss (with a teacher)
 
 
 def _print(msg: str) -> None:
@@ -148,13 +151,26 @@ def _val_sets(cfg: DetTrainConfig, holdout: list[DetSample],
     return sets
 
 
-def _train_step(model: CTPN, opt, batch, step: int, cfg: DetTrainConfig, skipped: dict, losses: list) -> int:
-    """One optimiser step on a batch (None when every sample was bad); returns the next step."""
+def _train_step(model: CTPN, opt, batch, step: int, cfg: DetTrainConfig, skipped: dict, losses: list,
+                teacher: CTPN | None = None) -> int:
+    """One optimiser step on a batch (None when every sample was bad); returns the next step.
+    With a ``teacher``, its outputs on the batch are a second target (:func:`distill_loss`)."""
     if batch is None:
         return step + 1
     for group in opt.param_groups:
         group["lr"] = lr_at(step, cfg)
-    terms = ctpn_loss(model(normalize(batch["images"])), batch, LossConfig(hard_negatives=cfg.hard_negatives))
+    x = normalize(batch["images"])
+    hinted = teacher is not None and cfg.hint > 0
+    outputs, features = model.forward_with_hints(x) if hinted else (model(x), None)
+    terms = ctpn_loss(outputs, batch, LossConfig(hard_negatives=cfg.hard_negatives))
+    if teacher is not None:
+        with torch.no_grad():
+            taught, taught_features = teacher.forward_with_hints(x) if hinted else (teacher(x), None)
+        terms["distill"] = distill_loss(outputs, taught)
+        terms["loss"] = terms["loss"] + cfg.distill * terms["distill"]
+        if hinted:
+            terms["hint"] = hint_loss(features, taught_features)
+            terms["loss"] = terms["loss"] + cfg.hint * terms["hint"]
     if torch.isfinite(terms["loss"]):
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
@@ -164,6 +180,16 @@ def _train_step(model: CTPN, opt, batch, step: int, cfg: DetTrainConfig, skipped
     else:
         skipped["non-finite loss"] = skipped.get("non-finite loss", 0) + 1
     return step + 1
+
+
+def load_matching(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> tuple[int, int]:
+    """Copy into ``model`` the tensors of ``state_dict`` whose name and shape it shares (another
+    variant's weights, for the layers the two have in common); returns how many were taken, of
+    how many the model has."""
+    own = model.state_dict()
+    taken = {k: v for k, v in state_dict.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict({**own, **taken})
+    return len(taken), len(own)
 
 
 def train(cfg: DetTrainConfig, renderer_factory=None, real_samples: list[DetSample] | None = None,
@@ -191,8 +217,21 @@ def train(cfg: DetTrainConfig, renderer_factory=None, real_samples: list[DetSamp
         torch.set_rng_state(state["train"]["torch_rng"])
         _print(f"resuming from {last_path} at step {step}")
     elif cfg.init:
-        model.load_state_dict(checkpoint.load(cfg.init, kind="ctpn")["state_dict"])
-        _print(f"initialised from {cfg.init}")
+        init = checkpoint.load(cfg.init, kind="ctpn")
+        if CTPNConfig.from_dict(init["config"]).variant == model_cfg.variant:
+            model.load_state_dict(init["state_dict"])
+            _print(f"initialised from {cfg.init}")
+        else:
+            taken, total = load_matching(model, init["state_dict"])
+            _print(f"initialised from {cfg.init}: {taken} of {total} tensors (the same names and shapes), "
+                   "the others new")
+    teacher = None
+    if cfg.teacher:
+        ck = checkpoint.load(cfg.teacher, kind="ctpn")
+        teacher = CTPN(CTPNConfig.from_dict(ck["config"]))
+        teacher.load_state_dict(ck["state_dict"])
+        teacher.eval().requires_grad_(False)
+        _print(f"distilling {cfg.teacher} (weight {cfg.distill})")
     model.train()
     _print(f"CTPN-{model_cfg.variant}: {count_parameters(model):,} parameters")
 
@@ -235,12 +274,13 @@ def train(cfg: DetTrainConfig, renderer_factory=None, real_samples: list[DetSamp
         policy = CheckpointPolicy(cfg.checkpoint_minutes, cfg.steps, cfg.stop_at, stop, cfg.deadline)
         for batch, skipped in loader:
             add_counts(skipped_total, skipped)
-            step = _train_step(model, opt, batch, step, cfg, skipped_total, losses)
+            step = _train_step(model, opt, batch, step, cfg, skipped_total, losses, teacher)
             if step % cfg.log_every == 0 and losses:
                 mean = {k: float(np.mean([terms[k] for terms in losses])) for k in losses[0]}
                 rate = len(losses) * cfg.batch_size / (time.time() - window_start)
+                taught = "".join(f" {k} {mean[k]:.4f}" for k in ("distill", "hint") if k in mean)
                 _print(f"step {step} loss {mean['loss']:.4f} (cls {mean['cls']:.4f} vertical {mean['vertical']:.4f} "
-                       f"side {mean['side']:.4f}) lr {lr_at(step, cfg):.2e} {rate:.1f} images/s")
+                       f"side {mean['side']:.4f}{taught}) lr {lr_at(step, cfg):.2e} {rate:.1f} images/s")
                 log.write(json.dumps({"step": step, **mean, "lr": lr_at(step, cfg), "images_per_s": rate,
                                       "time": time.time()}) + "\n")
                 log.flush()
