@@ -827,8 +827,8 @@ def eval_e2e(folder, weights_det, weights_rec, json_out, limit, level, min_confi
               help="seamless pasting: each pasted row fades into the scene over a margin of its own edge pixels "
                    "drawn from MIN..MAX row heights, so no patch edge marks the word (0 0: pasted as rectangles)")
 def train_det(out, steps, batch_size, lr, real, real_ratio, val, val_every, val_limit, variant, seed, workers,
-              threads, checkpoint_minutes, init, teacher, distill, hint, no_resume, stop_at, short_side, hard_negatives,
-              paste, paste_ratio, paste_margin):
+              threads, checkpoint_minutes, init, teacher, distill, hint, no_resume, stop_at, short_side,
+              hard_negatives, paste, paste_ratio, paste_margin):
     """Train the CTPN detector on synthetic scenes mixed with real detection sets."""
     from .train.detector import DetTrainConfig
     from .train.detector import train as run_training
@@ -836,9 +836,9 @@ def train_det(out, steps, batch_size, lr, real, real_ratio, val, val_every, val_
     run_training(DetTrainConfig(
         out=out, steps=steps, batch_size=batch_size, lr=lr, real=list(real), real_ratio=real_ratio, val=list(val),
         val_every=val_every, val_limit=val_limit, variant=variant, seed=seed, workers=workers, threads=threads,
-        checkpoint_minutes=checkpoint_minutes, init=init, teacher=teacher, distill=distill, hint=hint, resume=not no_resume,
-        stop_at=stop_at, short_side=tuple(sorted(short_side)), hard_negatives=hard_negatives, paste=list(paste),
-        paste_ratio=paste_ratio, paste_margin=tuple(sorted(paste_margin))))
+        checkpoint_minutes=checkpoint_minutes, init=init, teacher=teacher, distill=distill, hint=hint,
+        resume=not no_resume, stop_at=stop_at, short_side=tuple(sorted(short_side)), hard_negatives=hard_negatives,
+        paste=list(paste), paste_ratio=paste_ratio, paste_margin=tuple(sorted(paste_margin))))
 
 
 @train.command("split")

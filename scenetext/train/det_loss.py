@@ -72,7 +72,8 @@ def hard_negative_loss(ce: torch.Tensor, negatives: torch.Tensor, k: int) -> tor
     return _masked_mean(top, chosen)
 
 
-def distill_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], beta: float = 1 / 9) -> torch.Tensor:
+def distill_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor],
+                 beta: float = 1 / 9) -> torch.Tensor:
     """How far a student's outputs are from a teacher's on the same images (both as
     :class:`~scenetext.detection.model.CTPN` returns them): the KL divergence of the teacher's
     text/non-text distribution from the student's, averaged over every anchor, plus smooth-L1

@@ -394,7 +394,8 @@ def score_photos(det_path: Path | None, rec_path: Path | None, photos: Sequence[
     from ..reader import Reader
     from ..recognition.predictor import Recognizer
 
-    reader = Reader(detector=Detector.load(det_path).for_reading(), recognizer=Recognizer.load(rec_path), bound_memory=False)
+    reader = Reader(detector=Detector.load(det_path).for_reading(), recognizer=Recognizer.load(rec_path),
+                    bound_memory=False)
     pages = [reader.read(s.image) for s in photos]
     score = evaluate_e2e(
         [[r.points for r in s.regions] for s in photos],
