@@ -115,6 +115,13 @@ class CTPN(nn.Module):
         # Per anchor: 2 scores, 2 vertical coordinates, 1 side offset.
         self.head = nn.Conv2d(spec["fc"], 5 * config.num_anchors, 1)
 
+    @classmethod
+    def from_checkpoint(cls, ck: dict) -> "CTPN":
+        """The CTPN of a loaded model file or checkpoint (:func:`scenetext.checkpoint.load`)."""
+        model = cls(CTPNConfig.from_dict(ck["config"]))
+        model.load_state_dict(ck["state_dict"])
+        return model
+
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``x``: ``(B, 3, H, W)`` normalised RGB. Returns, with ``h, w = ceil(H/16), ceil(W/16)``
         and ``k`` anchors: ``scores`` ``(B, h, w, k, 2)`` logits (index 1 = text), ``vertical``

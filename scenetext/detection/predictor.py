@@ -16,7 +16,6 @@ from ..runtime.inference import inference
 from ..shipped import model_path, models_dir
 from .anchors import STRIDE
 from .lines import Grouped, LineConfig, connect_grouped, grow_vertically
-from .inputs import CTPNConfig
 from .oriented import connect_oriented, grow_across
 from .proposals import Proposals, decode_proposals, slice_nms, text_probability
 from .splitter import WordSplitter
@@ -161,8 +160,7 @@ class Detector:
 
         path = Path(path) if path else model_path("ctpn")
         ck = checkpoint.load(path, kind="ctpn")
-        model = CTPN(CTPNConfig.from_dict(ck["config"]))
-        model.load_state_dict(ck["state_dict"])
+        model = CTPN.from_checkpoint(ck)
         fold_batchnorm(model.eval())
         # Channels-last weights and activations run the convolutions ~20 % faster on a CPU (same
         # results to 1e-5). Only for a model loaded here: a training run's model keeps its layout.

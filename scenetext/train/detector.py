@@ -227,9 +227,7 @@ def train(cfg: DetTrainConfig, renderer_factory=None, real_samples: list[DetSamp
                    "the others new")
     teacher = None
     if cfg.teacher:
-        ck = checkpoint.load(cfg.teacher, kind="ctpn")
-        teacher = CTPN(CTPNConfig.from_dict(ck["config"]))
-        teacher.load_state_dict(ck["state_dict"])
+        teacher = CTPN.from_checkpoint(checkpoint.load(cfg.teacher, kind="ctpn"))
         teacher.eval().requires_grad_(False)
         _print(f"distilling {cfg.teacher} (weight {cfg.distill})")
     model.train()

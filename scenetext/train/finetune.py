@@ -638,11 +638,9 @@ def _det_step_seconds(init: Path, cfg: FinetuneConfig, crop: tuple[int, int]) ->
     import torch
 
     from .. import checkpoint
-    from ..detection.model import CTPN, CTPNConfig
+    from ..detection.model import CTPN
 
-    ck = checkpoint.load(init, kind="ctpn")
-    model = CTPN(CTPNConfig.from_dict(ck["config"]))
-    model.load_state_dict(ck["state_dict"])
+    model = CTPN.from_checkpoint(checkpoint.load(init, kind="ctpn"))
     x = torch.zeros(cfg.det_batch_size, 3, *crop)
     times = []
     for _ in range(2):
